@@ -1,0 +1,3 @@
+"""modelyard: generate model repositories that CI trains, gates, exports, serves and deploys."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,153 @@
+"""Command line: `python -m <package> <stage> [options]`.
+
+Each stage is one command so that a CI job is one line and runs the same way on a laptop.
+Stage modules are imported only when their command runs: `serve` must never pull in
+torch, and `--help` must stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from .errors import StageError
+
+DEFAULT_CONFIG = "configs/default.yaml"
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", "-c", default=DEFAULT_CONFIG, help="profile to run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value, e.g. --set train.epochs=1 (repeatable)",
+    )
+
+
+def _load(args: argparse.Namespace):
+    from .config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from . import train
+
+    train.run(_load(args))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import evaluate
+
+    evaluate.run(_load(args))
+    return 0
+
+
+def _cmd_accept_champion(args: argparse.Namespace) -> int:
+    from . import evaluate
+
+    evaluate.accept_champion(_load(args))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from . import export
+
+    export.run(_load(args))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import verify
+
+    verify.run(_load(args))
+    return 0
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    pipeline.run(_load(args))
+    return 0
+
+
+def _cmd_data_synthesize(args: argparse.Namespace) -> int:
+    from . import data
+
+    data.write_synthetic(_load(args), args.out)
+    return 0
+
+
+def _cmd_data_download_cifar10(args: argparse.Namespace) -> int:
+    from . import download
+
+    download.download_cifar10(args.out)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import server
+
+    return server.main(args.serve_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__package__}",
+        description="Model lifecycle stages: train -> evaluate -> export -> verify -> serve.",
+    )
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+
+    def stage(name: str, handler: Callable[[argparse.Namespace], int], help_text: str):
+        sub = stages.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    for name, handler, help_text in (
+        ("train", _cmd_train, "train the model; writes checkpoint, metrics.json and plots"),
+        ("evaluate", _cmd_evaluate, "held-out metrics and the quality gate (exit 1 if it fails)"),
+        ("export", _cmd_export, "export the checkpoint to ONNX with metadata"),
+        ("verify", _cmd_verify, "ONNX vs PyTorch parity at several batch sizes (exit 1 on mismatch)"),
+        ("pipeline", _cmd_pipeline, "train -> evaluate -> export -> verify, in order, as CI runs them"),
+        ("accept-champion", _cmd_accept_champion, "record the evaluated metrics as the new champion"),
+    ):
+        _add_config_arguments(stage(name, handler, help_text))
+
+    data = stages.add_parser("data", help="make or fetch datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    synth = data_commands.add_parser("synthesize", help="write the seeded synthetic dataset as .npz")
+    synth.set_defaults(handler=_cmd_data_synthesize)
+    _add_config_arguments(synth)
+    synth.add_argument("--out", default="data/synthetic.npz")
+    cifar = data_commands.add_parser(
+        "download-cifar10", help="download CIFAR-10 and convert it to .npz (needs internet)"
+    )
+    cifar.set_defaults(handler=_cmd_data_download_cifar10)
+    cifar.add_argument("--out", default="data/cifar10.npz")
+
+    serve = stages.add_parser(
+        "serve",
+        help="serve model.onnx over the Open Inference Protocol (onnxruntime only)",
+        add_help=False,
+    )
+    serve.set_defaults(handler=_cmd_serve)
+    serve.add_argument("serve_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except StageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130

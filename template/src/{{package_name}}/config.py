@@ -1,0 +1,198 @@
+"""Typed configuration loaded from `configs/<profile>.yaml`.
+
+Every stage reads the same file, so a laptop run and a CI job with the same profile do
+the same thing. Unknown keys and wrong types are errors: a misspelt threshold must not
+silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import StageError
+
+
+class ConfigError(StageError):
+    """The configuration file is missing, malformed or has a value out of range."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    family: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    source: str = "synthetic"
+    path: str | None = None
+    synthetic_samples: int = 1600
+    synthetic_noise: float = 0.35
+    synthetic_label_noise: float = 0.0
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 64
+    learning_rate: float = 0.003
+    weight_decay: float = 0.0
+    device: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class GateConfig:
+    min_accuracy: float = 0.8
+    max_regression: float = 0.01
+    champion_metrics: str = "champion/metrics.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    opset: int = 18
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyConfig:
+    batch_sizes: tuple[int, ...] = (1, 7, 64)
+    atol: float = 1e-4
+    rtol: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+    gate: GateConfig
+    export: ExportConfig
+    verify: VerifyConfig
+    seed: int = 1234
+    artifacts_dir: str = "artifacts"
+    # Where the file was read from; relative paths in it resolve against the repo root
+    # (the current directory), the way CI runs every stage.
+    source: str = "<defaults>"
+
+    @property
+    def artifacts(self) -> Path:
+        return Path(self.artifacts_dir)
+
+
+DATA_SOURCES = ("synthetic", "npz", "image-folder")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a profile, apply `section.key=value` overrides, validate, return it typed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (profiles live in configs/*.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, not {type(raw).__name__}")
+    for override in overrides or []:
+        _apply_override(raw, override)
+    config = _build(Config, {**raw, "source": str(path)}, where=str(path))
+    _check_ranges(config)
+    return config
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {override!r} must look like section.key=value")
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part} is not a section")
+    # YAML parsing gives numbers, booleans, lists and null their natural types.
+    node[leaf] = yaml.safe_load(value)
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}: {name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as error:  # a required key is missing
+        raise ConfigError(f"{where}: {error}") from error
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _coerce(inner, value, where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return tuple(_coerce(args[0], item, where) for item in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is Any or (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        return value
+    raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}")
+
+
+def _check_ranges(config: Config) -> None:
+    where = config.source
+    problems = []
+    if config.data.source not in DATA_SOURCES:
+        problems.append(f"data.source is {config.data.source!r}; choose one of {DATA_SOURCES}")
+    if config.data.source != "synthetic" and not config.data.path:
+        problems.append(f"data.path is required when data.source is {config.data.source!r}")
+    for name in ("validation_fraction", "test_fraction", "synthetic_label_noise"):
+        value = getattr(config.data, name)
+        if not 0 <= value < 1:
+            problems.append(f"data.{name} is {value}; give a fraction in [0, 1)")
+    if config.data.validation_fraction + config.data.test_fraction >= 0.9:
+        problems.append("data.validation_fraction + data.test_fraction leave under 10% to train on")
+    if config.train.device not in DEVICES:
+        problems.append(f"train.device is {config.train.device!r}; choose one of {DEVICES}")
+    for name in ("epochs", "batch_size"):
+        if getattr(config.train, name) < 1:
+            problems.append(f"train.{name} must be at least 1")
+    for name in ("min_accuracy", "max_regression"):
+        value = getattr(config.gate, name)
+        if not 0 <= value <= 1:
+            problems.append(f"gate.{name} is {value}; give a fraction between 0 and 1")
+    if config.model.num_classes < 2:
+        problems.append("model.num_classes must be at least 2")
+    if any(dim < 1 for dim in config.model.input_shape):
+        problems.append(f"model.input_shape {list(config.model.input_shape)} has a non-positive size")
+    if not config.verify.batch_sizes or min(config.verify.batch_sizes) < 1:
+        problems.append("verify.batch_sizes must list positive batch sizes")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
