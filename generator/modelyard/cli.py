@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from .demo import DemoError, run_demo
+from .docs import StaleDocsError, update_readme
 from .new import GenerationError, generate, parse_data
+from .venv import InstallError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,25 +21,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     new = commands.add_parser("new", help="generate a new model repository")
     new.add_argument("destination", type=Path)
-    new.add_argument(
-        "--data", "-d", action="append", default=[], metavar="QUESTION=VALUE",
-        help="answer a question (repeatable); see the README's table of questions",
-    )
+    _add_answer_arguments(new)
     new.add_argument(
         "--defaults", action="store_true",
         help="use the default answer of every question not given with --data",
     )
-    new.add_argument("--template", help="template path or git URL (default: this checkout)")
     new.add_argument("--vcs-ref", help="template git ref to render (default: latest tag or HEAD)")
     new.set_defaults(handler=_cmd_new)
+
+    demo = commands.add_parser(
+        "demo",
+        help="generate a repo with default answers, install it in its own venv and run its "
+        "local pipeline, tests and one HTTP inference",
+    )
+    demo.add_argument("destination", type=Path, nargs="?", default=Path("build/fraud-detector"))
+    _add_answer_arguments(demo)
+    demo.set_defaults(handler=_cmd_demo)
+
+    docs = commands.add_parser("docs", help="regenerate the README's table of questions")
+    docs.add_argument("--check", action="store_true", help="exit 1 when the table is stale")
+    docs.set_defaults(handler=_cmd_docs)
     return parser
 
 
+def _add_answer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", "-d", action="append", default=[], metavar="QUESTION=VALUE",
+        help="answer a question (repeatable); see the README's table of questions",
+    )
+    parser.add_argument("--template", help="template path or git URL (default: this checkout)")
+
+
 def _cmd_new(args: argparse.Namespace) -> int:
-    answers = parse_data(args.data)
     destination = generate(
         args.destination,
-        answers,
+        parse_data(args.data),
         template=args.template,
         vcs_ref=args.vcs_ref,
         defaults=args.defaults,
@@ -46,11 +65,27 @@ def _cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    answers = {"project_name": "Fraud Detector", **parse_data(args.data)}
+    run_demo(args.destination, answers, template=args.template)
+    return 0
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    try:
+        stale = update_readme(check=args.check)
+    except StaleDocsError as error:
+        print(f"modelyard: {error}", file=sys.stderr)
+        return 1
+    print("README table of questions " + ("updated" if stale else "is up to date"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (GenerationError, FileNotFoundError) as error:
+    except (GenerationError, FileNotFoundError, InstallError, DemoError) as error:
         print(f"modelyard: error: {error}", file=sys.stderr)
         return 2
 

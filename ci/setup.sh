@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install everything the tests need, on a fresh machine or again on a prepared one.
+# Python tools go into .venv; Debian packages (podman, git, rsync, ...) need root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
+.venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test]'
+
+if [ "$(id -u)" = 0 ]; then
+    bash ci/container/setup-podman.sh
+else
+    echo "ci/setup.sh: not root: skipping Debian packages (podman); container tests will fail" >&2
+fi
