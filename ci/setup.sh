@@ -9,7 +9,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test]'
 
 if [ "$(id -u)" = 0 ]; then
-    bash ci/container/setup-podman.sh
+    bash tests/container/setup-podman.sh
 else
     echo "ci/setup.sh: not root: skipping Debian packages (podman); container tests will fail" >&2
 fi

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import render
 
 from modelyard.new import GenerationError, parse_data
 from modelyard.paths import COPIER_YML
+
+from conftest import render
 
 BAD_ANSWERS = [
     ({"project_name": ""}, "project_name must not be empty"),
@@ -46,8 +47,13 @@ BAD_ANSWERS = [
 ]
 
 
+def _answer_id(answers: dict) -> str:
+    ((key, value),) = answers.items()
+    return f"{key}={value!r}"[:40]
+
+
 @pytest.mark.parametrize(
-    ("answers", "message"), BAD_ANSWERS, ids=[f"{next(iter(a))}={a[next(iter(a))]!r}"[:40] for a, _ in BAD_ANSWERS]
+    ("answers", "message"), BAD_ANSWERS, ids=[_answer_id(answers) for answers, _ in BAD_ANSWERS]
 )
 def test_bad_answer_is_refused_and_leaves_nothing(tmp_path: Path, answers, message) -> None:
     destination = tmp_path / "repo"
@@ -60,7 +66,12 @@ def test_bad_answer_is_refused_and_leaves_nothing(tmp_path: Path, answers, messa
 
 @pytest.mark.parametrize(
     "image_repository",
-    ["ghcr.io/acme/fraud-detector", "localhost:5000/models/fraud", "fraud", "reg.io:443/a/b__c/d.e"],
+    [
+        "ghcr.io/acme/fraud-detector",
+        "localhost:5000/models/fraud",
+        "fraud",
+        "reg.io:443/a/b__c/d.e",
+    ],
 )
 def test_valid_image_references_are_accepted(tmp_path: Path, image_repository: str) -> None:
     repo = render(tmp_path / "repo", {"image_repository": image_repository})
@@ -96,9 +107,22 @@ def test_existing_non_empty_destination_is_refused_untouched(tmp_path: Path) -> 
 def test_cli_reports_a_bad_answer_on_one_line_and_exits_2(tmp_path: Path) -> None:
     destination = tmp_path / "repo"
     result = subprocess.run(
-        [sys.executable, "-m", "modelyard.cli", "new", str(destination), "--defaults",
-         "--vcs-ref", "HEAD", "-d", "project_name=Fraud Detector", "-d", "namespace_prefix=NO"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "modelyard.cli",
+            "new",
+            str(destination),
+            "--defaults",
+            "--vcs-ref",
+            "HEAD",
+            "-d",
+            "project_name=Fraud Detector",
+            "-d",
+            "namespace_prefix=NO",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert 'namespace_prefix "NO" is not a DNS-1123 label' in result.stderr

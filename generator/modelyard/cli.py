@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("destination", type=Path)
     _add_answer_arguments(new)
     new.add_argument(
-        "--defaults", action="store_true",
+        "--defaults",
+        action="store_true",
         help="use the default answer of every question not given with --data",
     )
     new.add_argument("--vcs-ref", help="template git ref to render (default: latest tag or HEAD)")
@@ -46,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_answer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data", "-d", action="append", default=[], metavar="QUESTION=VALUE",
+        "--data",
+        "-d",
+        action="append",
+        default=[],
+        metavar="QUESTION=VALUE",
         help="answer a question (repeatable); see the README's table of questions",
     )
     parser.add_argument("--template", help="template path or git URL (default: this checkout)")

@@ -47,8 +47,18 @@ def _infer_over_http(python: Path, repo: Path, package: str, model_name: str) ->
     """Start the server, send one JSON inference, stop it; return the response."""
     port = _free_port()
     server = subprocess.Popen(
-        [str(python), "-m", package, "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--model", "artifacts/model.onnx"],
+        [
+            str(python),
+            "-m",
+            package,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--model",
+            "artifacts/model.onnx",
+        ],
         cwd=repo,
     )
     base = f"http://127.0.0.1:{port}"
@@ -70,11 +80,21 @@ def _infer_over_http(python: Path, repo: Path, package: str, model_name: str) ->
         count = 1
         for dim in shape:
             count *= dim
-        body = {"inputs": [{"name": metadata["inputs"][0]["name"], "shape": shape,
-                            "datatype": "FP32", "data": [0.5] * count}]}
+        body = {
+            "inputs": [
+                {
+                    "name": metadata["inputs"][0]["name"],
+                    "shape": shape,
+                    "datatype": "FP32",
+                    "data": [0.5] * count,
+                }
+            ]
+        }
         request = urllib.request.Request(
-            f"{base}/v2/models/{model_name}/infer", data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"}, method="POST",
+            f"{base}/v2/models/{model_name}/infer",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
         with urllib.request.urlopen(request, timeout=10) as reply:
             return json.load(reply)
@@ -99,13 +119,18 @@ def run_demo(destination: Path, answers: Mapping[str, Any], template: str | None
         print(f"==> installing {destination.name} into {venv_dir} (torch, onnx, onnxruntime)")
         python = install_repo(destination, venv_dir)
     env_python = str(python)
-    _step("pipeline", [env_python, "-m", package, "pipeline", "--config", "configs/smoke.yaml"],
-          destination)
+    _step(
+        "pipeline",
+        [env_python, "-m", package, "pipeline", "--config", "configs/smoke.yaml"],
+        destination,
+    )
     _step("tests", [env_python, "-m", "pytest", "-q"], destination)
     reply = _infer_over_http(python, destination, package, generated["repo_slug"])
     logits = reply["outputs"][0]["data"]
     print(f"==> HTTP inference answered: {len(logits)} logits, argmax {logits.index(max(logits))}")
     evaluation = json.loads((destination / "artifacts" / "evaluation.json").read_text())
-    print(f"==> done: held-out accuracy {evaluation['accuracy']:.3f}; artifacts in "
-          f"{destination / 'artifacts'}")
+    print(
+        f"==> done: held-out accuracy {evaluation['accuracy']:.3f}; artifacts in "
+        f"{destination / 'artifacts'}"
+    )
     print(f"    serve it: cd {destination} && .venv/bin/python -m {package} serve")

@@ -34,9 +34,7 @@ def questions_table(questions: list[Question]) -> str:
         if question.validated and not question.choices:
             choices += " (validated)"
         default = "required" if question.default is None else _code(question.default)
-        rows.append(
-            f"| `{question.name}` | {kind} | {default} | {choices} | {question.help} |"
-        )
+        rows.append(f"| `{question.name}` | {kind} | {default} | {choices} | {question.help} |")
     return "\n".join(rows)
 
 

@@ -1,0 +1,184 @@
+"""A generated repository installs into a fresh venv and works there on its own.
+
+For the default answers and one non-default case: its own tests pass, its smoke pipeline
+writes every artifact and a passing parity report, an impossible quality gate blocks, and
+its server answers over HTTP on 127.0.0.1 with the numbers onnxruntime gives in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelyard.venv import install_repo
+
+from conftest import render
+from matrix import NON_DEFAULT_TEXT
+
+pytestmark = pytest.mark.venv
+
+CASES = {
+    "default": {},
+    "non-default": {**NON_DEFAULT_TEXT, "python_version": "3.11"},
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class Installed:
+    repo: Path
+    python: Path
+    package: str
+    model_name: str
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.python), *args],
+            cwd=self.repo,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def stage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run("-m", self.package, *args)
+
+
+@pytest.fixture(scope="module", params=list(CASES), ids=list(CASES))
+def installed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    answers: dict[str, Any] = CASES[request.param]
+    repo = render(tmp_path_factory.mktemp(request.param) / "repo", answers)
+    python = install_repo(repo, repo / ".venv")
+    package = answers.get("package_name", "fraud_detector")
+    return Installed(repo, python, package, answers.get("repo_slug", "fraud-detector"))
+
+
+@pytest.fixture(scope="module")
+def pipeline(installed: Installed) -> subprocess.CompletedProcess[str]:
+    started = time.perf_counter()
+    result = installed.stage("pipeline", "--config", "configs/smoke.yaml")
+    print(f"\nsmoke pipeline of {installed.package}: {time.perf_counter() - started:.1f} s")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_own_test_suite_passes(installed: Installed) -> None:
+    result = installed.run("-m", "pytest", "-q", "-p", "no:cacheprovider")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    passed = re.search(r"(\d+) passed", result.stdout)
+    assert passed and int(passed.group(1)) >= 10, result.stdout[-2000:]
+    assert "skipped" not in result.stdout.splitlines()[-1]
+
+
+def test_smoke_pipeline_writes_every_artifact(installed: Installed, pipeline) -> None:
+    artifacts = installed.repo / "artifacts"
+    metrics = json.loads((artifacts / "metrics.json").read_text())
+    assert metrics, "metrics.json is empty"
+    for plot in ("loss", "accuracy", "confusion_matrix"):
+        assert (artifacts / "plots" / f"{plot}.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert (artifacts / "model.onnx").stat().st_size > 1000
+    parity = json.loads((artifacts / "parity.json").read_text())
+    assert parity["passed"] is True
+    export = json.loads((artifacts / "export.json").read_text())
+    assert export["model_name"] == installed.model_name
+    assert re.fullmatch(r"[0-9a-f]{64}", export["metrics_digest"])
+
+
+def test_impossible_quality_gate_blocks_with_a_reason(installed: Installed, pipeline) -> None:
+    result = installed.stage(
+        "evaluate", "--config", "configs/smoke.yaml", "--set", "gate.min_accuracy=1.0"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "min_accuracy" in result.stderr and "1.0" in result.stderr, result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+REFERENCE_SCRIPT = """
+import json, sys
+import numpy as np, onnxruntime as ort
+session = ort.InferenceSession("artifacts/model.onnx", providers=["CPUExecutionProvider"])
+shape = [3] + [d for d in session.get_inputs()[0].shape[1:]]
+x = np.random.default_rng(7).random(shape, dtype=np.float32)
+(logits,) = session.run(["logits"], {"input": x})
+print(json.dumps({"shape": shape, "data": x.ravel().tolist(), "logits": logits.tolist()}))
+"""
+
+
+def test_server_answers_like_onnxruntime_in_process(installed: Installed, pipeline) -> None:
+    reference = json.loads(installed.run("-c", REFERENCE_SCRIPT).stdout)
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            str(installed.python),
+            "-m",
+            installed.package,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--model",
+            "artifacts/model.onnx",
+        ],
+        cwd=installed.repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=1) as reply:
+                    if reply.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, server.stdout.read()
+                assert time.monotonic() < deadline, "server never became ready"
+                time.sleep(0.1)
+        body = {
+            "id": "parity-1",
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": reference["shape"],
+                    "datatype": "FP32",
+                    "data": reference["data"],
+                }
+            ],
+        }
+        request = urllib.request.Request(
+            f"{base}/v2/models/{installed.model_name}/infer",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            answer = json.load(reply)
+        assert answer["model_name"] == installed.model_name
+        assert answer["id"] == "parity-1"
+        (output,) = [out for out in answer["outputs"] if out["name"] == "logits"]
+        expected = reference["logits"]
+        assert output["shape"] == [len(expected), len(expected[0])]
+        flat_expected = [value for row in expected for value in row]
+        assert output["data"] == pytest.approx(flat_expected, rel=1e-6, abs=1e-6)
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as reply:
+            assert "infer" in reply.read().decode()
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) == 0
