@@ -8,22 +8,119 @@ from __future__ import annotations
 
 from typing import Any
 
+ALWAYS = {
+    ".copier-answers.yml",
+    ".dockerignore",
+    ".gitignore",
+    ".yamllint.yaml",
+    "Dockerfile",
+    "README.md",
+    "pyproject.toml",
+    "bench/bench_serve.py",
+    "configs/default.yaml",
+    "configs/smoke.yaml",
+    "deploy/argocd/applications.yaml",
+    "deploy/argocd/appproject.yaml",
+    "deploy/argocd/kustomization.yaml",
+    "deploy/base/deployment.yaml",
+    "deploy/base/hpa.yaml",
+    "deploy/base/kustomization.yaml",
+    "deploy/base/networkpolicy.yaml",
+    "deploy/base/pdb.yaml",
+    "deploy/base/server-config.env",
+    "deploy/base/service.yaml",
+    "deploy/base/serviceaccount.yaml",
+    "deploy/components/monitoring/dashboard.json",
+    "deploy/components/monitoring/kustomization.yaml",
+    "deploy/components/monitoring/prometheusrule.yaml",
+    "deploy/components/monitoring/servicemonitor.yaml",
+    "tests/conftest.py",
+    "tests/serving_fixtures.py",
+    "tests/test_config.py",
+    "tests/test_data.py",
+    "tests/test_download.py",
+    "tests/test_gate.py",
+    "tests/test_gitops_overlay.py",
+    "tests/test_gitops_repo.py",
+    "tests/test_metrics.py",
+    "tests/test_pipeline.py",
+    "tests/test_provenance.py",
+    "tests/test_serve_http.py",
+    "tests/test_serve_process.py",
+    "tests/test_serve_protocol.py",
+    "tests/test_training.py",
+}
+
+PACKAGE_MODULES = {
+    "__init__.py",
+    "__main__.py",
+    "artifacts.py",
+    "cli.py",
+    "config.py",
+    "data.py",
+    "download.py",
+    "errors.py",
+    "evaluate.py",
+    "export.py",
+    "families/__init__.py",
+    "families/interface.py",
+    "gitops.py",
+    "gitops_overlay.py",
+    "gitops_repo.py",
+    "gitops_settings.py",
+    "image.py",
+    "metrics.py",
+    "modeling.py",
+    "pipeline.py",
+    "plots.py",
+    "provenance.py",
+    "serve/__init__.py",
+    "serve/app.py",
+    "serve/logs.py",
+    "serve/metrics.py",
+    "serve/protocol.py",
+    "serve/runtime.py",
+    "serve/server.py",
+    "serve/settings.py",
+    "train.py",
+    "verify.py",
+}
+
+FAMILY_FILES = {
+    "image-cnn": {
+        "src/{package}/families/image_cnn/__init__.py",
+        "src/{package}/families/image_cnn/image_folder.py",
+        "src/{package}/families/image_cnn/layout.py",
+        "src/{package}/families/image_cnn/model.py",
+        "src/{package}/families/image_cnn/synthetic.py",
+        "tests/test_family_image_cnn.py",
+    },
+}
+
+OVERLAY_FILES = ("kustomization.yaml", "deployment-resources.yaml", "hpa-bounds.yaml")
+
+
+def ci_files(ci_systems: list[str], environments: list[str]) -> set[str]:
+    files = set()
+    if "github" in ci_systems:
+        files |= {".github/workflows/ci.yml", ".github/workflows/release.yml"}
+        if len(environments) > 1:
+            files.add(".github/workflows/promote.yml")
+    if "gitlab" in ci_systems:
+        files.add(".gitlab-ci.yml")
+    if "jenkins" in ci_systems:
+        files.add("Jenkinsfile")
+    return files
+
 
 def expected_files(answers: dict[str, Any]) -> set[str]:
     package = answers.get("package_name", "fraud_detector")
-    src = f"src/{package}"
-    files = {
-        ".copier-answers.yml",
-        ".gitignore",
-        ".yamllint.yaml",
-        "README.md",
-        "pyproject.toml",
-        "configs/default.yaml",
-        "configs/smoke.yaml",
-        f"{src}/__init__.py",
-        f"{src}/__main__.py",
-        f"{src}/cli.py",
-        f"{src}/config.py",
-        f"{src}/errors.py",
-    }
+    family = answers.get("model_family", "image-cnn")
+    environments = answers.get("environments", ["dev", "staging", "prod"])
+    ci_systems = answers.get("ci_systems", ["github", "gitlab", "jenkins"])
+    files = set(ALWAYS)
+    files |= {f"src/{package}/{module}" for module in PACKAGE_MODULES}
+    files |= {path.format(package=package) for path in FAMILY_FILES[family]}
+    files |= {f"deploy/overlays/{env}/{name}" for env in environments for name in OVERLAY_FILES}
+    files |= ci_files(ci_systems, environments)
     return files

@@ -1,7 +1,8 @@
 """The render matrix, built from copier.yml so that a new choice cannot go untested.
 
 Choice questions whose values interact (they change the same files) are multiplied; the
-others are cycled through the cases. Free-text questions alternate between their defaults
+others are cycled through the cases. Multi-choice questions take every non-empty subset
+that their own validator accepts. Free-text questions alternate between their defaults
 and one non-default set of answers that exercises every computed name.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 from modelyard.questions import Question, load_questions
 
 # Choices that change the same generated files: every combination is rendered.
-INTERACTING = ("python_version",)
+INTERACTING = ("python_version", "gitops_mode")
 
 # A valid non-default answer for every free-text question (validated in test_questions).
 NON_DEFAULT_TEXT: dict[str, Any] = {
@@ -29,38 +30,51 @@ NON_DEFAULT_TEXT: dict[str, Any] = {
     "max_regression": 0.02,
     "image_repository": "localhost:5000/retention/churn",
     "namespace_prefix": "retention-churn",
+    "gitops_repo_url": "git@git.example.org:retention/churn-deploy.git",
+    "argocd_namespace": "gitops",
 }
 
 
-def _choice_questions(questions: list[Question]) -> list[Question]:
-    return [question for question in questions if question.choices]
-
-
-def _free_text_questions(questions: list[Question]) -> list[Question]:
-    return [question for question in questions if not question.choices]
+def choice_values(question: Question) -> list[Any]:
+    """The values a case may take: each choice, or each valid subset for a multiselect."""
+    if not question.multiselect:
+        return question.choice_values
+    subsets = []
+    for size in range(len(question.choices), 0, -1):
+        for subset in itertools.combinations(question.choice_values, size):
+            if not question.validation_error(list(subset)):
+                subsets.append(list(subset))
+    return subsets
 
 
 def build_cases(questions: list[Question] | None = None) -> list[dict[str, Any]]:
     questions = questions if questions is not None else load_questions()
-    choice = _choice_questions(questions)
+    choice = [question for question in questions if question.choices]
     interacting = [q for q in choice if q.name in INTERACTING]
     cycled = [q for q in choice if q.name not in INTERACTING]
-    products = list(itertools.product(*(q.choice_values for q in interacting))) or [()]
-    longest_cycle = max((len(q.choices) for q in cycled), default=1)
+    products = list(itertools.product(*(choice_values(q) for q in interacting))) or [()]
+    longest_cycle = max((len(choice_values(q)) for q in cycled), default=1)
     count = max(len(products), longest_cycle, 2)
     cases = []
     for index in range(count):
         answers: dict[str, Any] = {"project_name": "Fraud Detector"}
-        if index % 2 == 1:
+        # Offset by the round through the products, so that no free-text variant is
+        # always paired with the same interacting choices.
+        if (index + index // len(products)) % 2 == 1:
             answers.update(NON_DEFAULT_TEXT)
         for question, value in zip(interacting, products[index % len(products)], strict=True):
             answers[question.name] = value
         for question in cycled:
-            answers[question.name] = question.choice_values[index % len(question.choices)]
+            values = choice_values(question)
+            answers[question.name] = values[index % len(values)]
         cases.append(answers)
     return cases
 
 
 def case_id(answers: dict[str, Any]) -> str:
-    shown = [str(answers[q.name]) for q in _choice_questions(load_questions()) if q.name in answers]
+    shown = []
+    for question in load_questions():
+        if question.choices and question.name in answers:
+            value = answers[question.name]
+            shown.append("+".join(value) if isinstance(value, list) else str(value))
     return "-".join([answers.get("package_name", "default"), *shown])

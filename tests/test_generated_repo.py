@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -94,12 +95,26 @@ def test_smoke_pipeline_writes_every_artifact(installed: Installed, pipeline) ->
     assert re.fullmatch(r"[0-9a-f]{64}", export["metrics_digest"])
 
 
-def test_impossible_quality_gate_blocks_with_a_reason(installed: Installed, pipeline) -> None:
+def test_impossible_quality_gate_blocks_with_a_reason(
+    installed: Installed, pipeline, tmp_path: Path
+) -> None:
+    # A failed gate discards the later stages' outputs; work on a copy so the other tests
+    # still see the exported model.
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(installed.repo / "artifacts", artifacts)
     result = installed.stage(
-        "evaluate", "--config", "configs/smoke.yaml", "--set", "gate.min_accuracy=1.0"
+        "evaluate",
+        "--config",
+        "configs/smoke.yaml",
+        "--set",
+        f"artifacts_dir={artifacts}",
+        "--set",
+        "gate.min_accuracy=1.0",
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "min_accuracy" in result.stderr and "1.0" in result.stderr, result.stderr
+    assert "quality gate failed" in result.stderr, result.stderr
+    assert "below gate.min_accuracy 1.0000" in result.stderr, result.stderr
+    assert not (artifacts / "model.onnx").exists()
 
 
 def _free_port() -> int:

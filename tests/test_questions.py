@@ -44,6 +44,14 @@ BAD_ANSWERS = [
     ({"namespace_prefix": "Fraud_Detector"}, "is not a DNS-1123 label"),
     ({"namespace_prefix": "-fraud"}, "is not a DNS-1123 label"),
     ({"namespace_prefix": "a" * 51}, "keep it to 50 or fewer"),
+    ({"environments": ["staging", "prod"]}, "environments must include dev"),
+    ({"ci_systems": []}, "ci_systems must name at least one CI system"),
+    (
+        {"gitops_repo_url": "https://bot:secret@git.example.com/deploy.git"},
+        "is not a Git URL without credentials",
+    ),
+    ({"gitops_repo_url": "deploy-repo"}, "is not a Git URL without credentials"),
+    ({"argocd_namespace": "Argo CD"}, "is not a Kubernetes namespace name"),
 ]
 
 

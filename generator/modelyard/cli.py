@@ -9,6 +9,9 @@ from pathlib import Path
 from .demo import DemoError, run_demo
 from .docs import StaleDocsError, update_readme
 from .new import GenerationError, generate, parse_data
+from .pipeline import PipelineError
+from .render_ci import StaleCIError, render_ci
+from .update import UpdateError, update
 from .venv import InstallError
 
 
@@ -39,9 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_answer_arguments(demo)
     demo.set_defaults(handler=_cmd_demo)
 
+    upgrade = commands.add_parser(
+        "update",
+        help="copier update a generated repository; exit 1 if it left conflicts to resolve",
+    )
+    upgrade.add_argument("destination", type=Path, nargs="?", default=Path("."))
+    upgrade.add_argument("--vcs-ref", help="template git ref to update to (default: latest tag)")
+    upgrade.set_defaults(handler=_cmd_update)
+
     docs = commands.add_parser("docs", help="regenerate the README's table of questions")
     docs.add_argument("--check", action="store_true", help="exit 1 when the table is stale")
     docs.set_defaults(handler=_cmd_docs)
+
+    ci = commands.add_parser(
+        "render-ci", help="emit the CI pipelines in template/ from ci/pipeline.yml"
+    )
+    ci.add_argument("--check", action="store_true", help="exit 1 when they are stale")
+    ci.set_defaults(handler=_cmd_render_ci)
     return parser
 
 
@@ -76,6 +93,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_update(args: argparse.Namespace) -> int:
+    try:
+        update(args.destination, vcs_ref=args.vcs_ref)
+    except UpdateError as error:
+        print(f"modelyard: {error}", file=sys.stderr)
+        return 1
+    print(f"updated {args.destination}")
+    return 0
+
+
 def _cmd_docs(args: argparse.Namespace) -> int:
     try:
         stale = update_readme(check=args.check)
@@ -83,6 +110,16 @@ def _cmd_docs(args: argparse.Namespace) -> int:
         print(f"modelyard: {error}", file=sys.stderr)
         return 1
     print("README table of questions " + ("updated" if stale else "is up to date"))
+    return 0
+
+
+def _cmd_render_ci(args: argparse.Namespace) -> int:
+    try:
+        stale = render_ci(check=args.check)
+    except (StaleCIError, PipelineError) as error:
+        print(f"modelyard: {error}", file=sys.stderr)
+        return 1
+    print(f"CI files: {len(stale)} rewritten" if stale else "CI files are up to date")
     return 0
 
 

@@ -7,8 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jinja2.sandbox import SandboxedEnvironment
 
 from .paths import COPIER_YML
+
+# The same Jinja environment Copier renders validators with (its default extensions).
+_JINJA = SandboxedEnvironment(extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +24,18 @@ class Question:
     # (label, value) pairs; empty for free-text questions.
     choices: tuple[tuple[str, Any], ...]
     multiselect: bool
-    validated: bool
+    validator: str | None
+
+    @property
+    def validated(self) -> bool:
+        return bool(self.validator)
+
+    def validation_error(self, value: Any, context: dict[str, Any] | None = None) -> str:
+        """The validator's message for this answer, or "" when Copier would accept it."""
+        if not self.validator:
+            return ""
+        template = _JINJA.from_string(self.validator)
+        return template.render({**(context or {}), self.name: value}).strip()
 
     @property
     def choice_values(self) -> list[Any]:
@@ -49,7 +64,7 @@ def load_questions(path: Path = COPIER_YML) -> list[Question]:
                 default=spec.get("default"),
                 choices=choices,
                 multiselect=bool(spec.get("multiselect", False)),
-                validated=bool(spec.get("validator")),
+                validator=spec.get("validator"),
             )
         )
     return questions

@@ -1,0 +1,109 @@
+"""How the pipeline model becomes Jinja inside the emitted CI templates.
+
+The emitted files live in template/ and Copier renders them once per answer set, so what
+depends on an answer is written as Jinja: the package name, the Python version, and the
+stages of optional environments (present only when the `environments` answer names them).
+All three emitters use these helpers so that they make the same decisions.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from .pipeline import Pipeline, Stage, fill_placeholders
+
+HEADER = "Generated from ci/pipeline.yml by `modelyard render-ci`; edit that file, not this one."
+
+_JINJA_EXPRESSION = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
+# A value every Jinja expression here renders to for the purpose of choosing YAML quoting:
+# answers are identifiers, versions and environment names, never YAML syntax.
+_PROBE = "x"
+
+
+def chosen_before(pipeline: Pipeline, environment: str) -> str:
+    """Jinja for the last chosen environment before `environment` in promotion order."""
+    earlier = ", ".join(f"'{name}'" for name in pipeline.previous_environments(environment))
+    return f"{{{{ [{earlier}] | select('in', environments) | list | last }}}}"
+
+
+def command(pipeline: Pipeline, stage: Stage | None, line: str) -> str:
+    """A spec command with its placeholders turned into Jinja (or literals where fixed)."""
+    values = {
+        "package": "{{ package_name }}",
+        "python_version": "{{ python_version }}",
+        "environment": stage.environment if stage and stage.environment else "",
+        "previous_environment": chosen_before(pipeline, stage.environment)
+        if stage and stage.environment
+        else "",
+    }
+    return fill_placeholders(line, values)
+
+
+def install_command(pipeline: Pipeline) -> str:
+    return command(pipeline, None, pipeline.install.command)
+
+
+def condition(pipeline: Pipeline, stage: Stage) -> str | None:
+    """The Jinja test under which an optional stage exists, None when it always does."""
+    if not pipeline.is_optional(stage):
+        return None
+    return f"'{stage.environment}' in environments"
+
+
+def need(pipeline: Pipeline, name: str) -> str:
+    """A need as Jinja: an optional stage falls back to its own single need when absent."""
+    stage = pipeline.stage(name)
+    test = condition(pipeline, stage)
+    if test is None:
+        return name
+    fallback = need(pipeline, stage.needs[0])
+    return f"{{% if {test} %}}{name}{{% else %}}{fallback}{{% endif %}}"
+
+
+def if_block(test: str | None, text: str) -> str:
+    """`text` (whole lines) kept only when `test` holds, leaving no blank line otherwise.
+
+    The tags sit at the start of the first line and right after the last newline, so a
+    false test removes the lines and their newlines exactly; Copier renders without
+    trim_blocks.
+    """
+    if test is None:
+        return text
+    return f"{{% if {test} %}}{text}{{% endif %}}"
+
+
+def yaml_scalar(text: str) -> str:
+    """`text` as a YAML scalar: plain where YAML reads it back unchanged, else quoted.
+
+    The choice is made on the text as rendered, with each Jinja expression standing for
+    a plain word; quotes inside Jinja expressions are not part of the rendered YAML.
+    """
+    probe = _JINJA_EXPRESSION.sub(_PROBE, text)
+    try:
+        plain_ok = yaml.safe_load(f"key: {probe}") == {"key": probe}
+    except yaml.YAMLError:
+        plain_ok = False
+    if plain_ok and probe.strip() == probe and "#" not in probe:
+        return text
+    pieces = _JINJA_EXPRESSION.split(text)
+    expressions = _JINJA_EXPRESSION.findall(text)
+    quoted = pieces[0].replace("'", "''")
+    for expression, piece in zip(expressions, pieces[1:], strict=True):
+        quoted += expression + piece.replace("'", "''")
+    return f"'{quoted}'"
+
+
+def folded(indent: str, key: str, text: str) -> list[str]:
+    """`key: >-` with `text` folded after each `&&`, for commands too long for one line.
+
+    YAML folds the lines back into one, joined by single spaces.
+    """
+    parts = text.split(" && ")
+    lines = [f"{indent}{key}: >-"]
+    lines += [
+        f"{indent}  {part}{' &&' if index < len(parts) - 1 else ''}"
+        for index, part in enumerate(parts)
+    ]
+    return lines

@@ -1,0 +1,139 @@
+"""`copier update` end to end: template changes arrive, user edits survive, conflicts fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import copier
+import pytest
+
+from modelyard.paths import COPIER_YML, TEMPLATE_DIR
+from modelyard.update import UpdateError, update
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+SMOKE = "configs/smoke.yaml"
+
+
+def _git(cwd: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    return result.stdout
+
+
+def _commit_all(cwd: Path, message: str) -> None:
+    _git(cwd, "add", "-A")
+    _git(cwd, "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def template_repo(tmp_path: Path) -> Path:
+    """The template as a git repo with two releases: v1.0.0, then v1.1.0 with 4 epochs."""
+    repo = tmp_path / "template-repo"
+    shutil.copytree(TEMPLATE_DIR, repo / "template")
+    shutil.copy(COPIER_YML, repo / "copier.yml")
+    _git(repo, "init", "-q", "-b", "main")
+    _commit_all(repo, "v1")
+    _git(repo, "tag", "v1.0.0")
+    smoke = repo / "template" / f"{SMOKE}.jinja"
+    text = smoke.read_text()
+    assert "  epochs: 3\n" in text
+    smoke.write_text(text.replace("  epochs: 3\n", "  epochs: 4\n"))
+    _commit_all(repo, "v1.1: one more smoke epoch")
+    _git(repo, "tag", "v1.1.0")
+    return repo
+
+
+def _generate(template_repo: Path, destination: Path, ref: str) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        copier.run_copy(
+            str(template_repo),
+            destination,
+            data={"project_name": "Fraud Detector"},
+            defaults=True,
+            vcs_ref=ref,
+            quiet=True,
+        )
+    return destination
+
+
+def _tree(repo: Path) -> dict[str, str]:
+    files = {}
+    for path in sorted(repo.rglob("*")):
+        relative = path.relative_to(repo)
+        if path.is_file() and relative.parts[0] != ".git" and path.name != ".copier-answers.yml":
+            files[str(relative)] = path.read_text(encoding="utf-8", errors="replace")
+    return files
+
+
+def _edit(repo: Path, old: str, new: str) -> None:
+    path = repo / SMOKE
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_update_brings_template_changes_and_keeps_user_edits(template_repo, tmp_path) -> None:
+    repo = _generate(template_repo, tmp_path / "model", "v1.0.0")
+    _git(repo, "init", "-q", "-b", "main")
+    _commit_all(repo, "generated")
+    _edit(repo, "seed: 1234\n", "seed: 42  # our lucky seed\n")
+    _commit_all(repo, "another seed")
+
+    update(repo, vcs_ref="v1.1.0")
+
+    smoke = (repo / SMOKE).read_text()
+    assert "  epochs: 4\n" in smoke
+    assert "seed: 42  # our lucky seed\n" in smoke
+    # The result is exactly a fresh v1.1.0 render plus the user's edit.
+    fresh = _generate(template_repo, tmp_path / "fresh", "v1.1.0")
+    _edit(fresh, "seed: 1234\n", "seed: 42  # our lucky seed\n")
+    assert _tree(repo) == _tree(fresh)
+    assert "_commit: v1.1.0" in (repo / ".copier-answers.yml").read_text()
+
+
+def test_conflicting_update_fails_naming_the_file_and_loses_nothing(
+    template_repo, tmp_path
+) -> None:
+    repo = _generate(template_repo, tmp_path / "model", "v1.0.0")
+    _git(repo, "init", "-q", "-b", "main")
+    _commit_all(repo, "generated")
+    _edit(repo, "  epochs: 3\n", "  epochs: 5\n")
+    _commit_all(repo, "train longer")
+
+    with pytest.raises(UpdateError, match=f"conflicts with local edits in: {SMOKE}"):
+        update(repo, vcs_ref="v1.1.0")
+    smoke = (repo / SMOKE).read_text()
+    assert "<<<<<<<" in smoke and "  epochs: 5\n" in smoke and "  epochs: 4\n" in smoke
+    # The user's version is still committed; abandoning the update restores it.
+    assert "  epochs: 5\n" in _git(repo, "show", f"HEAD:{SMOKE}")
+
+
+def test_update_refuses_a_dirty_repository(template_repo, tmp_path) -> None:
+    repo = _generate(template_repo, tmp_path / "model", "v1.0.0")
+    _git(repo, "init", "-q", "-b", "main")
+    _commit_all(repo, "generated")
+    _edit(repo, "  epochs: 3\n", "  epochs: 6\n")
+    with pytest.raises(UpdateError, match="dirty"):
+        update(repo, vcs_ref="v1.1.0")
+    assert "  epochs: 6\n" in (repo / SMOKE).read_text()
+
+
+def test_update_of_a_folder_not_generated_by_copier_is_refused(tmp_path) -> None:
+    with pytest.raises(UpdateError, match="has no .copier-answers.yml"):
+        update(tmp_path)
