@@ -8,6 +8,9 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
 .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test]'
 
+# CI engines and linters (gitlab-ci-local, act, groovy, actionlint, zizmor, uv, ...).
+bash ci/setup-ci-engines.sh
+
 if [ "$(id -u)" = 0 ]; then
     bash tests/container/setup-podman.sh
 else

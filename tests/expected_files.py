@@ -48,6 +48,7 @@ ALWAYS = {
     "tests/test_serve_http.py",
     "tests/test_serve_process.py",
     "tests/test_serve_protocol.py",
+    "tests/test_serve_runtime.py",
     "tests/test_training.py",
 }
 

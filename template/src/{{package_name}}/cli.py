@@ -98,6 +98,33 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return server.main(args.serve_args)
 
 
+def _cmd_build_image(args: argparse.Namespace) -> int:
+    from . import image
+
+    image.build(args.builder, args.tag)
+    return 0
+
+
+def _cmd_push_image(args: argparse.Namespace) -> int:
+    from . import image
+
+    image.push(args.builder, args.tag)
+    return 0
+
+
+def _cmd_gitops(args: argparse.Namespace) -> int:
+    from . import gitops
+
+    return gitops.main(args.gitops_args)
+
+
+# Stages with a parser of their own: everything after the stage name goes to them.
+PASS_THROUGH = {
+    "serve": (_cmd_serve, "serve_args"),
+    "gitops": (_cmd_gitops, "gitops_args"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m {__package__}",
@@ -114,15 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", _cmd_train, "train the model; writes checkpoint, metrics.json and plots"),
         ("evaluate", _cmd_evaluate, "held-out metrics and the quality gate (exit 1 if it fails)"),
         ("export", _cmd_export, "export the checkpoint to ONNX with metadata"),
-        ("verify", _cmd_verify, "ONNX vs PyTorch parity at several batch sizes (exit 1 on mismatch)"),
-        ("pipeline", _cmd_pipeline, "train -> evaluate -> export -> verify, in order, as CI runs them"),
-        ("accept-champion", _cmd_accept_champion, "record the evaluated metrics as the new champion"),
+        (
+            "verify",
+            _cmd_verify,
+            "ONNX vs PyTorch parity at several batch sizes (exit 1 on mismatch)",
+        ),
+        (
+            "pipeline",
+            _cmd_pipeline,
+            "train -> evaluate -> export -> verify, in order, as CI runs them",
+        ),
+        (
+            "accept-champion",
+            _cmd_accept_champion,
+            "record the evaluated metrics as the new champion",
+        ),
     ):
         _add_config_arguments(stage(name, handler, help_text))
 
     data = stages.add_parser("data", help="make or fetch datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
-    synth = data_commands.add_parser("synthesize", help="write the seeded synthetic dataset as .npz")
+    synth = data_commands.add_parser(
+        "synthesize", help="write the seeded synthetic dataset as .npz"
+    )
     synth.set_defaults(handler=_cmd_data_synthesize)
     _add_config_arguments(synth)
     synth.add_argument("--out", default="data/synthetic.npz")
@@ -139,11 +180,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_cmd_serve)
     serve.add_argument("serve_args", nargs=argparse.REMAINDER)
+
+    for name, handler, help_text in (
+        ("build-image", _cmd_build_image, "build the serving image (no torch) from artifacts/"),
+        ("push-image", _cmd_push_image, "push the image; write its digest to artifacts/"),
+    ):
+        image_stage = stage(name, handler, help_text)
+        image_stage.add_argument(
+            "--builder",
+            choices=("buildah", "podman", "docker"),
+            help="image builder (default: $IMAGE_BUILDER, else buildah, podman, docker on PATH)",
+        )
+        image_stage.add_argument(
+            "--tag", help="image tag (default: the short git commit); give push-image the same"
+        )
+
+    # Listed for `--help`; main() hands everything after `gitops` to gitops' own parser.
+    gitops = stages.add_parser(
+        "gitops",
+        help="set-image / promote / show / seed: the image each environment runs (Argo CD)",
+        add_help=False,
+    )
+    gitops.set_defaults(handler=_cmd_gitops)
+    gitops.add_argument("gitops_args", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] and arguments[0] in PASS_THROUGH:
+        # These stages parse their own flags (`--help` included); argparse.REMAINDER
+        # cannot capture arguments that start with "-", so hand them over whole.
+        handler, field = PASS_THROUGH[arguments[0]]
+        args = argparse.Namespace(handler=handler, **{field: arguments[1:]})
+    else:
+        args = build_parser().parse_args(arguments)
     try:
         return args.handler(args)
     except StageError as error:

@@ -130,7 +130,9 @@ def _build(cls: type, values: Any, where: str) -> Any:
     fields = {field.name: field for field in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}"
+        )
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
@@ -173,10 +175,20 @@ def _check_ranges(config: Config) -> None:
         problems.append(f"data.source is {config.data.source!r}; choose one of {DATA_SOURCES}")
     if config.data.source != "synthetic" and not config.data.path:
         problems.append(f"data.path is required when data.source is {config.data.source!r}")
-    for name in ("validation_fraction", "test_fraction", "synthetic_label_noise"):
+    for name in ("validation_fraction", "test_fraction"):
         value = getattr(config.data, name)
-        if not 0 <= value < 1:
-            problems.append(f"data.{name} is {value}; give a fraction in [0, 1)")
+        # Training reports validation metrics each epoch; the gate needs a held-out test set.
+        if not 0 < value < 1:
+            problems.append(f"data.{name} is {value}; give a fraction in (0, 1)")
+    if not 0 <= config.data.synthetic_label_noise < 1:
+        problems.append(
+            f"data.synthetic_label_noise is {config.data.synthetic_label_noise}; "
+            "give a fraction in [0, 1)"
+        )
+    if config.data.synthetic_samples < 1:
+        problems.append("data.synthetic_samples must be at least 1")
+    if config.data.synthetic_noise < 0:
+        problems.append("data.synthetic_noise must not be negative")
     if config.data.validation_fraction + config.data.test_fraction >= 0.9:
         problems.append("data.validation_fraction + data.test_fraction leave under 10% to train on")
     if config.train.device not in DEVICES:
@@ -184,6 +196,14 @@ def _check_ranges(config: Config) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(config.train, name) < 1:
             problems.append(f"train.{name} must be at least 1")
+    if config.train.learning_rate <= 0 or config.train.weight_decay < 0:
+        problems.append("train.learning_rate must be positive and train.weight_decay not negative")
+    if config.export.opset < 18:
+        problems.append(
+            f"export.opset is {config.export.opset}; the dynamo ONNX exporter needs 18 or newer"
+        )
+    if config.verify.atol < 0 or config.verify.rtol < 0:
+        problems.append("verify.atol and verify.rtol must not be negative")
     for name in ("min_accuracy", "max_regression"):
         value = getattr(config.gate, name)
         if not 0 <= value <= 1:
@@ -191,7 +211,9 @@ def _check_ranges(config: Config) -> None:
     if config.model.num_classes < 2:
         problems.append("model.num_classes must be at least 2")
     if any(dim < 1 for dim in config.model.input_shape):
-        problems.append(f"model.input_shape {list(config.model.input_shape)} has a non-positive size")
+        problems.append(
+            f"model.input_shape {list(config.model.input_shape)} has a non-positive size"
+        )
     if not config.verify.batch_sizes or min(config.verify.batch_sizes) < 1:
         problems.append("verify.batch_sizes must list positive batch sizes")
     if problems:

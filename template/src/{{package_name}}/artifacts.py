@@ -1,0 +1,39 @@
+"""The files each stage writes under `config.artifacts`, and clearing what a rerun makes stale.
+
+When a stage runs again, whatever the later stages wrote describes a model that no longer
+exists: a failed gate must not leave an earlier run's model.onnx lying around to be
+served. So each stage first removes the outputs of the stages after it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+CHECKPOINT = "model.pt"
+METRICS = "metrics.json"
+PLOTS = "plots"
+EVALUATION = "evaluation.json"
+ONNX = "model.onnx"
+EXPORT = "export.json"
+PARITY = "parity.json"
+
+# In pipeline order.
+STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "train": (CHECKPOINT, METRICS, PLOTS),
+    "evaluate": (EVALUATION,),
+    "export": (ONNX, EXPORT),
+    "verify": (PARITY,),
+}
+
+
+def discard_later_outputs(stage: str, artifacts_dir: Path) -> None:
+    """Delete what the stages after `stage` wrote into `artifacts_dir`."""
+    stages = list(STAGE_OUTPUTS)
+    for later in stages[stages.index(stage) + 1 :]:
+        for name in STAGE_OUTPUTS[later]:
+            path = artifacts_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)

@@ -1,0 +1,195 @@
+"""Held-out evaluation and the quality gate.
+
+`run` scores the checkpoint on the test split (accuracy, per-class precision/recall/F1,
+confusion matrix), writes `evaluation.json` with a `metrics_digest`, and fails with
+GateFailed (exit 1) when accuracy is below `gate.min_accuracy` or more than
+`gate.max_regression` below the champion recorded in `gate.champion_metrics`.
+`accept_champion` records an evaluation that passed as the new champion (for a release).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from . import artifacts, data, modeling, provenance
+from .config import Config, GateConfig
+from .errors import ArtifactError, GateFailed
+from .metrics import classification_metrics
+
+# The table lists at most this many classes; evaluation.json always has all of them.
+MAX_PRINTED_CLASSES = 20
+# Accuracies are rounded to 6 decimals: a value exactly at a threshold passes.
+TOLERANCE = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class GateResult:
+    # One sentence per check, passed or not, in the order the checks ran.
+    reasons: tuple[str, ...]
+    # The sentences of the checks that failed; the gate passes when there are none.
+    failures: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def check_gate(
+    metrics: dict[str, Any],
+    gate: GateConfig,
+    champion_accuracy: float | None,
+    champion_path: str,
+) -> GateResult:
+    """Decide whether `metrics` may ship; every reason is a sentence a reviewer can read."""
+    accuracy = metrics["accuracy"]
+    reasons, failures = [], []
+    score = f"held-out accuracy {accuracy:.4f} ({metrics['correct']}/{metrics['examples']} correct)"
+    if accuracy + TOLERANCE < gate.min_accuracy:
+        failures.append(f"{score} is below gate.min_accuracy {gate.min_accuracy:.4f}")
+        reasons.append(failures[-1])
+    else:
+        reasons.append(f"{score} meets gate.min_accuracy {gate.min_accuracy:.4f}")
+    if champion_accuracy is None:
+        reasons.append(f"no champion recorded in {champion_path}, so no regression check")
+    else:
+        floor = champion_accuracy - gate.max_regression
+        if accuracy + TOLERANCE < floor:
+            failures.append(
+                f"accuracy {accuracy:.4f} is {champion_accuracy - accuracy:.4f} below the "
+                f"champion's {champion_accuracy:.4f} ({champion_path}); gate.max_regression "
+                f"{gate.max_regression:.4f} allows no less than {floor:.4f}"
+            )
+            reasons.append(failures[-1])
+        else:
+            reasons.append(
+                f"within gate.max_regression {gate.max_regression:.4f} of the champion's "
+                f"{champion_accuracy:.4f} ({champion_path})"
+            )
+    return GateResult(tuple(reasons), tuple(failures))
+
+
+def read_champion_accuracy(path: Path) -> float | None:
+    """The `accuracy` recorded in the champion file, or None when there is no champion."""
+    if not path.is_file():
+        return None
+    try:
+        accuracy = json.loads(path.read_text(encoding="utf-8"))["accuracy"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ArtifactError(
+            f"champion metrics {path} are unreadable ({error!r}): it must be JSON with an "
+            "`accuracy` between 0 and 1; rewrite it with `accept-champion` or delete it"
+        ) from error
+    is_number = isinstance(accuracy, int | float) and not isinstance(accuracy, bool)
+    if not is_number or not 0 <= accuracy <= 1:
+        raise ArtifactError(
+            f"champion metrics {path} have accuracy {accuracy!r}: expected a number in [0, 1]"
+        )
+    return float(accuracy)
+
+
+def run(config: Config) -> dict[str, Any]:
+    """Evaluate on the test split, write evaluation.json, raise GateFailed if the gate fails."""
+    checkpoint = modeling.load_checkpoint(config, needed_by="evaluate")
+    artifacts.discard_later_outputs("evaluate", config.artifacts)
+    splits = data.load_splits(config)
+    if splits.test.class_names != checkpoint.class_names:
+        raise ArtifactError(
+            f"the model was trained on classes {list(checkpoint.class_names)}, but the "
+            f"dataset has {list(splits.test.class_names)}: train again on this dataset"
+        )
+    device = modeling.resolve_device(config.train.device)
+    logits = modeling.predict_logits(checkpoint.model.to(device), splits.test.x, device)
+    metrics = classification_metrics(splits.test.y, logits.argmax(axis=1), checkpoint.class_names)
+    champion_path = Path(config.gate.champion_metrics)
+    result = check_gate(
+        metrics, config.gate, read_champion_accuracy(champion_path), str(champion_path)
+    )
+    evaluation = {
+        "metrics": metrics,
+        "metrics_digest": provenance.metrics_digest(metrics),
+        "checkpoint_sha256": provenance.file_sha256(modeling.checkpoint_path(config)),
+        "gate": {
+            "passed": result.passed,
+            "reasons": list(result.reasons),
+            "failures": list(result.failures),
+            "min_accuracy": config.gate.min_accuracy,
+            "max_regression": config.gate.max_regression,
+            "champion_metrics": str(champion_path),
+        },
+    }
+    out = config.artifacts / artifacts.EVALUATION
+    out.write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+    print(format_report(metrics, result))
+    print(f"wrote {out}")
+    if not result.passed:
+        raise GateFailed("quality gate failed: " + "; ".join(result.failures))
+    return evaluation
+
+
+def format_report(metrics: dict[str, Any], result: GateResult) -> str:
+    """The per-class table, the accuracy and the verdict, as printed by `evaluate`."""
+    per_class = metrics["per_class"]
+    width = max(12, *(len(row["class"]) for row in per_class))
+    lines = [f"{'class':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
+    for row in per_class[:MAX_PRINTED_CLASSES]:
+        lines.append(
+            f"{row['class']:<{width}} {row['precision']:>9.4f} {row['recall']:>9.4f} "
+            f"{row['f1']:>9.4f} {row['support']:>8d}"
+        )
+    if len(per_class) > MAX_PRINTED_CLASSES:
+        lines.append(
+            f"... {len(per_class) - MAX_PRINTED_CLASSES} more classes in {artifacts.EVALUATION}"
+        )
+    lines.append(
+        f"{'macro avg':<{width}} {metrics['macro_precision']:>9.4f} "
+        f"{metrics['macro_recall']:>9.4f} {metrics['macro_f1']:>9.4f} {metrics['examples']:>8d}"
+    )
+    lines.append(f"accuracy {metrics['accuracy']:.4f} on {metrics['examples']} held-out examples")
+    lines.append(f"quality gate: {'PASSED' if result.passed else 'FAILED'}")
+    lines.extend(f"  - {reason}" for reason in result.reasons)
+    return "\n".join(lines)
+
+
+def read_evaluation(config: Config, needed_by: str) -> dict[str, Any]:
+    """evaluation.json of the last `evaluate` run; an ArtifactError says to run it."""
+    path = config.artifacts / artifacts.EVALUATION
+    if not path.is_file():
+        raise ArtifactError(
+            f"{path} not found: {needed_by} needs an evaluated model; run "
+            f"`python -m {__package__} evaluate --config {config.source}` first"
+        )
+    try:
+        evaluation: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        passed = evaluation["gate"]["passed"]
+        digest = evaluation["metrics_digest"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ArtifactError(f"{path} is unreadable ({error!r}): run evaluate again") from error
+    if not isinstance(passed, bool) or not isinstance(digest, str):
+        raise ArtifactError(f"{path} lacks gate.passed or metrics_digest: run evaluate again")
+    return evaluation
+
+
+def accept_champion(config: Config) -> Path:
+    """Record the last evaluation, which must have passed the gate, as the champion."""
+    evaluation = read_evaluation(config, needed_by="accept-champion")
+    if not evaluation["gate"]["passed"]:
+        raise GateFailed(
+            f"{config.artifacts / artifacts.EVALUATION} records a failed quality gate: a model "
+            "that failed the gate cannot become the champion"
+        )
+    champion = {
+        **evaluation["metrics"],
+        "metrics_digest": evaluation["metrics_digest"],
+        "git_commit": provenance.git_commit(),
+    }
+    path = Path(config.gate.champion_metrics)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(champion, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"recorded accuracy {champion['accuracy']:.4f} ({champion['metrics_digest']}) as the "
+        f"champion in {path}; commit it so that later runs are gated against it"
+    )
+    return path

@@ -1,0 +1,169 @@
+"""Train the model: seeded, reproducible, on CUDA when available.
+
+Writes to `config.artifacts`: `model.pt` (weights plus what rebuilds the model),
+`metrics.json` (per-epoch history, final validation accuracy, run facts) and
+`plots/{loss,accuracy,confusion_matrix}.png`. The same seed and data give the same
+metrics.json on the same machine, bar `duration_seconds`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+from tqdm import tqdm
+
+from . import artifacts, data, modeling, plots
+from .config import Config
+from .families import Examples, get_family
+from .metrics import confusion_matrix
+
+
+def run(config: Config) -> dict[str, Any]:
+    """Train with `config`, write the artifacts, return the metrics written."""
+    started = time.perf_counter()
+    device = modeling.resolve_device(config.train.device)
+    modeling.make_deterministic(config.seed)
+    splits = data.load_splits(config)
+    artifacts.discard_later_outputs("train", config.artifacts)
+    print(
+        f"training {config.model.family} on {len(splits.train)} examples "
+        f"(validation {len(splits.validation)}, test {len(splits.test)}) on {device}"
+    )
+
+    model = get_family(config.model.family).build_model(config.model, splits.train).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.train.learning_rate, weight_decay=config.train.weight_decay
+    )
+    loader = _train_loader(splits.train, config.train.batch_size, config.seed)
+
+    history = []
+    predictions = np.zeros(0, dtype=np.int64)
+    for epoch in range(1, config.train.epochs + 1):
+        train_loss, train_accuracy = _train_one_epoch(
+            model, loader, optimizer, device, f"epoch {epoch}/{config.train.epochs}"
+        )
+        validation_loss, validation_accuracy, predictions = _evaluate(
+            model, splits.validation, device
+        )
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": _round(train_loss),
+                "train_accuracy": _round(train_accuracy),
+                "validation_loss": _round(validation_loss),
+                "validation_accuracy": _round(validation_accuracy),
+            }
+        )
+        print(
+            f"epoch {epoch}/{config.train.epochs}: train loss {train_loss:.4f} "
+            f"accuracy {train_accuracy:.4f} | validation loss {validation_loss:.4f} "
+            f"accuracy {validation_accuracy:.4f}"
+        )
+
+    # The last epoch's validation predictions are the final model's.
+    confusion = confusion_matrix(splits.validation.y, predictions, config.model.num_classes)
+    out = config.artifacts
+    modeling.save_checkpoint(
+        modeling.checkpoint_path(config), model, config.model, splits.train.class_names
+    )
+    plot_paths = plots.write_training_plots(
+        history, confusion, splits.train.class_names, out / artifacts.PLOTS
+    )
+    metrics = {
+        "seed": config.seed,
+        "device": device.type,
+        "torch_version": torch.__version__,
+        "data_source": config.data.source,
+        "split_sizes": {
+            "train": len(splits.train),
+            "validation": len(splits.validation),
+            "test": len(splits.test),
+        },
+        "class_names": list(splits.train.class_names),
+        "history": history,
+        "final_validation_accuracy": history[-1]["validation_accuracy"],
+        "validation_confusion_matrix": confusion.tolist(),
+        "duration_seconds": round(time.perf_counter() - started, 3),
+    }
+    (out / artifacts.METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"final validation accuracy {metrics['final_validation_accuracy']:.4f}; wrote "
+        f"{modeling.checkpoint_path(config)}, {out / artifacts.METRICS}, "
+        f"{', '.join(str(path) for path in plot_paths)}"
+    )
+    return metrics
+
+
+def _train_loader(examples: Examples, batch_size: int, seed: int) -> DataLoader:
+    """Shuffled batches from a seeded generator; whole batches are indexed at once."""
+    dataset = TensorDataset(torch.from_numpy(examples.x), torch.from_numpy(examples.y))
+    generator = torch.Generator().manual_seed(seed)
+    batches = BatchSampler(
+        RandomSampler(dataset, generator=generator), batch_size=batch_size, drop_last=False
+    )
+    # batch_size=None: the sampler already yields index lists, and a TensorDataset indexed
+    # with a list returns the whole batch, which is much faster than collating one by one.
+    return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=0)
+
+
+def _train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    description: str,
+) -> tuple[float, float]:
+    """Mean training loss and accuracy over the epoch (with dropout active)."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    progress = tqdm(
+        loader, desc=description, file=sys.stderr, leave=False, disable=not sys.stderr.isatty()
+    )
+    for x, y in progress:
+        inputs = _as_float(x).to(device)
+        targets = y.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(inputs)
+        loss = cross_entropy(logits, targets)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * len(targets)
+        correct += int((logits.argmax(dim=1) == targets).sum())
+        seen += len(targets)
+        progress.set_postfix(loss=f"{total_loss / seen:.4f}")
+    return total_loss / seen, correct / seen
+
+
+def _evaluate(
+    model: nn.Module, examples: Examples, device: torch.device
+) -> tuple[float, float, np.ndarray]:
+    """Loss, accuracy and predictions on `examples` in eval mode."""
+    logits = modeling.predict_logits(model, examples.x, device)
+    loss = cross_entropy(torch.from_numpy(logits), torch.from_numpy(examples.y))
+    predictions = logits.argmax(axis=1)
+    return float(loss), float((predictions == examples.y).mean()), predictions
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy, computed against one-hot targets.
+
+    The same number as with class-index targets, but without nll_loss, which has no
+    deterministic CUDA kernel and so fails under torch.use_deterministic_algorithms.
+    """
+    targets = nn.functional.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    return nn.functional.cross_entropy(logits, targets)
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float() / 255 if x.dtype == torch.uint8 else x
+
+
+def _round(value: float) -> float:
+    return round(float(value), 6)

