@@ -8,6 +8,9 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
 .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test]'
 
+# The interpreter the CI-engine tests' jobs build their venvs on (see the file's header).
+python3 -m pip install --disable-pip-version-check -q -r ci/engine-job-requirements.txt
+
 # CI engines and linters (gitlab-ci-local, act, groovy, actionlint, zizmor, uv, ...).
 bash ci/setup-ci-engines.sh
 

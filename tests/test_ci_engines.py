@@ -23,6 +23,7 @@ import json
 import re
 import subprocess
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import uuid
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from modelyard.emit_github import ACTIONS
 from modelyard.paths import REPO_ROOT
@@ -396,3 +398,20 @@ def test_jenkins_when_conditions_pick_the_stages_of_each_build(generated, branch
         if all(jenkinsfile.evaluate_when(condition, env) for condition in conditions):
             chosen.append(stage["args"][0]["lit"])
     assert chosen == runs
+
+
+def test_engine_job_requirements_cover_the_generated_dependencies(tmp_path: Path) -> None:
+    """The jobs install with --no-deps: the system interpreter must already have them all."""
+    repo = render(tmp_path / "repo")
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    needed = [*project["dependencies"]]
+    for extra in project["optional-dependencies"].values():
+        needed += extra
+    listed = REPO_ROOT / "ci" / "engine-job-requirements.txt"
+    provided = {
+        Requirement(line).name
+        for line in listed.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    missing = {Requirement(spec).name for spec in needed} - provided
+    assert not missing, f"add {sorted(missing)} to {listed}"

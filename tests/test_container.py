@@ -68,10 +68,17 @@ def test_dockerfile_is_hadolint_clean(render_repo, answers: dict[str, Any]) -> N
 
 # --- build-image / push-image with stand-in builders --------------------------------------
 
-# A stand-in builder: records its arguments, one per line, and for `push` writes the
-# digest podman would write. FAKE_EXIT makes it fail the way a broken build does.
+# A stand-in builder: records the arguments of its build or registry push, one per line
+# (other calls, such as saving the archive, go to FAKE_LOG.other), and for `push` writes
+# the digest podman would write. FAKE_EXIT makes it fail the way a broken build does;
+# FAKE_NOT_LOCAL makes the image absent from local storage.
 FAKE_BUILDER = """#!/bin/sh
-printf '%s\\n' "$@" > "$FAKE_LOG"
+case "$1 $2" in
+    "build "*|"push --digestfile") printf '%s\\n' "$@" > "$FAKE_LOG" ;;
+    "image exists"|"inspect --type") exit "${FAKE_NOT_LOCAL:-0}" ;;
+    "login "*) read -r secret; printf '%s stdin=%s\\n' "$*" "$secret" >> "$FAKE_LOG.other" ;;
+    *) printf '%s\\n' "$*" >> "$FAKE_LOG.other" ;;
+esac
 if [ "$1" = push ] && [ "$2" = --digestfile ]; then
     printf '%s' "$FAKE_DIGEST" > "$3"
 fi
@@ -289,8 +296,48 @@ def test_push_with_docker_reads_the_digest_of_this_repository(entry_points: Entr
     assert result.returncode == 0, result.stdout + result.stderr
     assert (entry_points.repo / "artifacts" / "image-digest.txt").read_text() == f"{DIGEST}\n"
     args = entry_points.builder_args()
-    assert args[:2] == ["push", "registry.test/team/fraud-detector:rc1"]
-    assert args[2:] == ["image", "inspect", "registry.test/team/fraud-detector:rc1"]
+    reference = "registry.test/team/fraud-detector:rc1"
+    # Is the image local (no archive to load)? Push it. Which digest did the registry give?
+    assert args == ["image", "inspect", reference, "push", reference, "image", "inspect", reference]
+
+
+def test_build_saves_an_archive_for_the_push_job(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    result = entry_points.run("build-image", "--tag", "rc2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    saved = (entry_points.repo / "builder-args.txt.other").read_text().splitlines()
+    reference = "registry.test/team/fraud-detector:rc2"
+    assert saved == [f"save --format oci-archive --output artifacts/image.tar {reference}"]
+
+
+def test_push_on_another_runner_loads_the_archive(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    reference = "registry.test/team/fraud-detector:rc3"
+    missing = _one_line_error(entry_points.run("push-image", "--tag", "rc3", FAKE_NOT_LOCAL="1"))
+    assert f"image {reference} is not in podman's local storage and artifacts/image.tar" in missing
+    (entry_points.repo / "artifacts" / "image.tar").write_bytes(b"stand-in archive")
+    result = entry_points.run("push-image", "--tag", "rc3", FAKE_NOT_LOCAL="1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    loaded = (entry_points.repo / "builder-args.txt.other").read_text().splitlines()
+    assert loaded == ["load --input artifacts/image.tar"]
+    assert entry_points.builder_args()[-1] == reference
+
+
+def test_push_logs_in_with_the_password_on_stdin(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    result = entry_points.run(
+        "push-image",
+        REGISTRY_USERNAME="ci-bot",
+        REGISTRY_PASSWORD="s3cret-token",
+        IMAGE_LOGIN_ARGS="--tls-verify=false",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = (entry_points.repo / "builder-args.txt.other").read_text().splitlines()
+    assert calls == [
+        "login --username ci-bot --password-stdin --tls-verify=false registry.test "
+        "stdin=s3cret-token"
+    ]
+    assert "s3cret-token" not in result.stdout + result.stderr
 
 
 def test_push_refuses_a_digest_that_is_not_one(entry_points: EntryPoints) -> None:
@@ -565,9 +612,13 @@ def _registry_manifest_digest(pinned: str) -> str:
 @pytest.mark.container
 def test_push_records_the_digest_that_pulls_the_same_image(built: Built) -> None:
     image_id = _inspect(built.reference)["Id"]
+    # The push job of a real CI runs on another machine: only the build's archive is there.
+    podman("rmi", "--force", built.reference)
     started = time.perf_counter()
     push = built.stage("push-image", "--builder", "podman", IMAGE_PUSH_ARGS="--tls-verify=false")
     assert push.returncode == 0, push.stdout + push.stderr
+    assert f"loading {built.reference} from artifacts/image.tar" in push.stdout
+    assert _inspect(built.reference)["Id"] == image_id
     print(f"\npush: {time.perf_counter() - started:.1f} s")
     artifacts = built.repo / "artifacts"
     digest = (artifacts / "image-digest.txt").read_text().strip()

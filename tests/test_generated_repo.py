@@ -92,7 +92,7 @@ def test_smoke_pipeline_writes_every_artifact(installed: Installed, pipeline) ->
     assert parity["passed"] is True
     export = json.loads((artifacts / "export.json").read_text())
     assert export["model_name"] == installed.model_name
-    assert re.fullmatch(r"[0-9a-f]{64}", export["metrics_digest"])
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", export["metrics_digest"])
 
 
 def test_impossible_quality_gate_blocks_with_a_reason(

@@ -130,7 +130,7 @@ def run_demo(destination: Path, answers: Mapping[str, Any], template: str | None
     print(f"==> HTTP inference answered: {len(logits)} logits, argmax {logits.index(max(logits))}")
     evaluation = json.loads((destination / "artifacts" / "evaluation.json").read_text())
     print(
-        f"==> done: held-out accuracy {evaluation['accuracy']:.3f}; artifacts in "
+        f"==> done: held-out accuracy {evaluation['metrics']['accuracy']:.3f}; artifacts in "
         f"{destination / 'artifacts'}"
     )
     print(f"    serve it: cd {destination} && .venv/bin/python -m {package} serve")

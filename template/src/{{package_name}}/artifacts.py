@@ -14,6 +14,8 @@ CHECKPOINT = "model.pt"
 METRICS = "metrics.json"
 PLOTS = "plots"
 EVALUATION = "evaluation.json"
+# The same verdict as a Markdown table, for CI job summaries and merge request comments.
+EVALUATION_SUMMARY = "evaluation.md"
 ONNX = "model.onnx"
 EXPORT = "export.json"
 PARITY = "parity.json"
@@ -21,7 +23,7 @@ PARITY = "parity.json"
 # In pipeline order.
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "train": (CHECKPOINT, METRICS, PLOTS),
-    "evaluate": (EVALUATION,),
+    "evaluate": (EVALUATION, EVALUATION_SUMMARY),
     "export": (ONNX, EXPORT),
     "verify": (PARITY,),
 }

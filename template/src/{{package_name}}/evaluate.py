@@ -122,6 +122,8 @@ def run(config: Config) -> dict[str, Any]:
     }
     out = config.artifacts / artifacts.EVALUATION
     out.write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+    summary = config.artifacts / artifacts.EVALUATION_SUMMARY
+    summary.write_text(format_markdown(metrics, result), encoding="utf-8")
     print(format_report(metrics, result))
     print(f"wrote {out}")
     if not result.passed:
@@ -151,6 +153,31 @@ def format_report(metrics: dict[str, Any], result: GateResult) -> str:
     lines.append(f"quality gate: {'PASSED' if result.passed else 'FAILED'}")
     lines.extend(f"  - {reason}" for reason in result.reasons)
     return "\n".join(lines)
+
+
+def format_markdown(metrics: dict[str, Any], result: GateResult) -> str:
+    """The verdict and the per-class table in Markdown (CI job summaries show it)."""
+    verdict = "passed :white_check_mark:" if result.passed else "FAILED :x:"
+    lines = [
+        f"### Quality gate {verdict}",
+        "",
+        f"Accuracy **{metrics['accuracy']:.4f}** on {metrics['examples']} held-out examples.",
+        "",
+        *(f"- {reason}" for reason in result.reasons),
+        "",
+        "| class | precision | recall | f1 | support |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in metrics["per_class"][:MAX_PRINTED_CLASSES]:
+        lines.append(
+            f"| {row['class']} | {row['precision']:.4f} | {row['recall']:.4f} "
+            f"| {row['f1']:.4f} | {row['support']} |"
+        )
+    lines.append(
+        f"| **macro avg** | {metrics['macro_precision']:.4f} | {metrics['macro_recall']:.4f} "
+        f"| {metrics['macro_f1']:.4f} | {metrics['examples']} |"
+    )
+    return "\n".join(lines) + "\n"
 
 
 def read_evaluation(config: Config, needed_by: str) -> dict[str, Any]:
