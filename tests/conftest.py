@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -13,6 +14,25 @@ from modelyard.new import generate
 from modelyard.paths import REPO_ROOT
 
 DEFAULT_ANSWERS: dict[str, Any] = {"project_name": "Fraud Detector"}
+# Tests commit as themselves, whatever the machine's git configuration says.
+GIT_IDENTITY = ["-c", "user.name=modelyard tests", "-c", "user.email=tests@example.invalid"]
+
+
+def git(*args: str, cwd: Path) -> str:
+    """Run git in `cwd`; fail with its stderr; return its stripped stdout."""
+    result = subprocess.run(
+        ["git", *GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed in {cwd}: {result.stderr}")
+    return result.stdout.strip()
+
+
+def commit_all(repo: Path, message: str) -> str:
+    """Stage and commit everything in `repo` (a git repository); return the commit."""
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", message, cwd=repo)
+    return git("rev-parse", "HEAD", cwd=repo)
 
 
 def render(destination: Path, answers: Mapping[str, Any] | None = None) -> Path:

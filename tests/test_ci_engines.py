@@ -38,7 +38,7 @@ from modelyard.paths import REPO_ROOT
 
 import jenkinsfile
 from ci_tools import tool, tool_env
-from conftest import render
+from conftest import git, render
 
 pytestmark = [pytest.mark.container, pytest.mark.ci_engines]
 
@@ -51,14 +51,6 @@ INSTALL_COMMAND = (
 )
 PACKAGE = "fraud_detector"
 ENGINE_TIMEOUT = 1800
-
-
-def git(*args: str, cwd: Path) -> str:
-    identity = ["-c", "user.name=CI engine test", "-c", "user.email=ci@example.invalid"]
-    result = subprocess.run(
-        ["git", *identity, *args], cwd=cwd, capture_output=True, text=True, check=True
-    )
-    return result.stdout.strip()
 
 
 def registry_has(repository: str, digest: str) -> bool:
@@ -121,6 +113,7 @@ def deploy_variables(repository: str, gitops: Path) -> dict[str, str]:
         "IMAGE_BUILD_ARGS": "--pull=never --network host "
         "-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro",
         "IMAGE_PUSH_ARGS": "--tls-verify=false",
+        "IMAGE_LOGIN_ARGS": "--tls-verify=false",
         "CONTAINERS_CONF": str(CONTAINER_SETTINGS / "containers.conf"),
         "CONTAINERS_STORAGE_CONF": str(CONTAINER_SETTINGS / "storage.conf"),
         "GITOPS_REPO_URL": gitops.as_uri(),

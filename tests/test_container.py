@@ -32,9 +32,16 @@ from typing import Any
 
 import pytest
 
+from modelyard.probe import (
+    ProbeError,
+    infer_json,
+    onnxruntime_reference,
+    output_named,
+    wait_until_ready,
+)
 from modelyard.venv import install_repo
 
-from conftest import render
+from conftest import commit_all, git, render
 from matrix import build_cases, case_id
 
 CONTAINER_DIR = Path(__file__).parent / "container"
@@ -136,17 +143,9 @@ class EntryPoints:
         return (self.repo / "builder-args.txt").read_text().splitlines()
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def _commit_all(repo: Path) -> str:
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=Tests", "-c", "user.email=tests@example.com", "commit", "-qm", "v1")
-    return _git(repo, "rev-parse", "HEAD")
+    git("init", "-q", cwd=repo)
+    return commit_all(repo, "v1")
 
 
 @pytest.fixture
@@ -202,7 +201,8 @@ def test_build_passes_labels_tag_and_extra_flags(entry_points: EntryPoints) -> N
 
 
 def test_build_records_the_origin_url_without_credentials(entry_points: EntryPoints) -> None:
-    _git(entry_points.repo, "remote", "add", "origin", "https://ci:s3cret@git.example.com/t/m.git")
+    origin = "https://ci:s3cret@git.example.com/t/m.git"
+    git("remote", "add", "origin", origin, cwd=entry_points.repo)
     entry_points.add_builder("buildah")
     result = entry_points.run("build-image")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -307,7 +307,7 @@ def test_build_saves_an_archive_for_the_push_job(entry_points: EntryPoints) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     saved = (entry_points.repo / "builder-args.txt.other").read_text().splitlines()
     reference = "registry.test/team/fraud-detector:rc2"
-    assert saved == [f"save --format oci-archive --output artifacts/image.tar {reference}"]
+    assert saved == [f"save --format docker-archive --output artifacts/image.tar {reference}"]
 
 
 def test_push_on_another_runner_loads_the_archive(entry_points: EntryPoints) -> None:
@@ -454,31 +454,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-REFERENCE_SCRIPT = """
-import json
-import numpy as np, onnxruntime as ort
-session = ort.InferenceSession("artifacts/model.onnx", providers=["CPUExecutionProvider"])
-shape = [4] + list(session.get_inputs()[0].shape[1:])
-x = np.random.default_rng(11).random(shape, dtype=np.float32)
-(logits,) = session.run(["logits"], {"input": x})
-print(json.dumps({"shape": shape, "data": x.ravel().tolist(), "logits": logits.tolist()}))
-"""
-
-
-def _wait_until_ready(base_url: str, container: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base_url}/v2/health/ready", timeout=1) as reply:
-                if reply.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+def _wait_until_ready(base_url: str, container: str) -> None:
+    def running() -> bool:
         state = podman("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
+        return state == "running"
+
+    try:
+        wait_until_ready(base_url, running)
+    except ProbeError as error:
         logs = podman("logs", container, check=False)
-        assert state == "running", f"container {state}:\n{logs.stdout}{logs.stderr}"
-        assert time.monotonic() < deadline, f"not ready in {seconds} s:\n{logs.stdout}"
-        time.sleep(0.2)
+        raise AssertionError(f"{error}:\n{logs.stdout}{logs.stderr}") from error
 
 
 @pytest.mark.container
@@ -531,14 +516,7 @@ def test_image_metadata(built: Built) -> None:
 
 @pytest.mark.container
 def test_container_serves_like_onnxruntime_in_process(built: Built) -> None:
-    reference = subprocess.run(
-        [str(built.python), "-c", REFERENCE_SCRIPT],
-        cwd=built.repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    expected = json.loads(reference.stdout)
+    expected = onnxruntime_reference(built.python, built.repo, batch=4, seed=11)
     port = _free_port()
     # No --user: the image's own user must be non-root. Only /tmp is writable.
     container = podman(
@@ -555,26 +533,14 @@ def test_container_serves_like_onnxruntime_in_process(built: Built) -> None:
         # The image's HEALTHCHECK, run the way the engine runs it.
         assert podman("healthcheck", "run", container, check=False).returncode == 0
 
-        model_name = built.export["model_name"]
-        body = {
-            "id": "image-parity",
-            "inputs": [
-                {
-                    "name": "input",
-                    "shape": expected["shape"],
-                    "datatype": "FP32",
-                    "data": expected["data"],
-                }
-            ],
-        }
-        request = urllib.request.Request(
-            f"{base_url}/v2/models/{model_name}/infer",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+        answer = infer_json(
+            base_url,
+            built.export["model_name"],
+            expected["shape"],
+            expected["data"],
+            request_id="image-parity",
         )
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            answer = json.load(reply)
-        (logits,) = [out for out in answer["outputs"] if out["name"] == "logits"]
+        logits = output_named(answer)
         rows = expected["logits"]
         assert logits["shape"] == [len(rows), len(rows[0])]
         flat = [value for row in rows for value in row]

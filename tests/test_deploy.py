@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import runpy
@@ -23,7 +24,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ import pytest
 import yaml
 
 from modelyard.paths import COPIER_YML, REPO_ROOT
+from modelyard.probe import infer_json, output_named, status_of, wait_until_ready
 from modelyard.questions import Question, load_questions
 
 from conftest import render
@@ -634,31 +635,12 @@ def test_the_server_answers_the_probes_and_exports_what_the_alerts_query(default
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while _get_or_none(base + HEALTH_READY) != 200:
-            assert server.poll() is None, server.communicate()[0]
-            assert time.monotonic() < deadline, "the server never became ready"
-            time.sleep(0.2)
+        wait_until_ready(base, lambda: server.poll() is None)
         for name in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert _get(base + container[name]["httpGet"]["path"])[0] == 200, name
-        request = urllib.request.Request(
-            f"{base}/v2/models/{answers['repo_slug']}/infer",
-            data=json.dumps(
-                {
-                    "inputs": [
-                        {
-                            "name": "input",
-                            "shape": [1, channels, height, width],
-                            "datatype": "FP32",
-                            "data": [0.5] * (channels * height * width),
-                        }
-                    ]
-                }
-            ).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200
+            assert status_of(base + container[name]["httpGet"]["path"]) == 200, name
+        shape = [1, channels, height, width]
+        answer = infer_json(base, answers["repo_slug"], shape, [0.5] * math.prod(shape))
+        assert output_named(answer)["shape"] == [1, answers["num_classes"]]
         status, exposition = _get(base + "/metrics")
         assert status == 200
     finally:
@@ -677,10 +659,3 @@ def test_the_server_answers_the_probes_and_exports_what_the_alerts_query(default
     exported = set(re.findall(r"^(modelserver_[a-z_]+)", exposition, re.MULTILINE))
     assert names <= exported, f"queried but not exported: {sorted(names - exported)}"
     assert re.search(r'^modelserver_requests_total\{.*endpoint="infer"', exposition, re.MULTILINE)
-
-
-def _get_or_none(url: str) -> int | None:
-    try:
-        return _get(url)[0]
-    except OSError:
-        return None

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from modelyard.probe import infer_json, onnxruntime_reference, output_named, wait_until_ready
 from modelyard.venv import install_repo
 
 from conftest import render
@@ -123,19 +124,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-REFERENCE_SCRIPT = """
-import json, sys
-import numpy as np, onnxruntime as ort
-session = ort.InferenceSession("artifacts/model.onnx", providers=["CPUExecutionProvider"])
-shape = [3] + [d for d in session.get_inputs()[0].shape[1:]]
-x = np.random.default_rng(7).random(shape, dtype=np.float32)
-(logits,) = session.run(["logits"], {"input": x})
-print(json.dumps({"shape": shape, "data": x.ravel().tolist(), "logits": logits.tolist()}))
-"""
-
-
 def test_server_answers_like_onnxruntime_in_process(installed: Installed, pipeline) -> None:
-    reference = json.loads(installed.run("-c", REFERENCE_SCRIPT).stdout)
+    reference = onnxruntime_reference(installed.python, installed.repo, batch=3, seed=7)
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -157,37 +147,17 @@ def test_server_answers_like_onnxruntime_in_process(installed: Installed, pipeli
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=1) as reply:
-                    if reply.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, server.stdout.read()
-                assert time.monotonic() < deadline, "server never became ready"
-                time.sleep(0.1)
-        body = {
-            "id": "parity-1",
-            "inputs": [
-                {
-                    "name": "input",
-                    "shape": reference["shape"],
-                    "datatype": "FP32",
-                    "data": reference["data"],
-                }
-            ],
-        }
-        request = urllib.request.Request(
-            f"{base}/v2/models/{installed.model_name}/infer",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+        wait_until_ready(base, lambda: server.poll() is None)
+        answer = infer_json(
+            base,
+            installed.model_name,
+            reference["shape"],
+            reference["data"],
+            request_id="parity-1",
         )
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            answer = json.load(reply)
         assert answer["model_name"] == installed.model_name
         assert answer["id"] == "parity-1"
-        (output,) = [out for out in answer["outputs"] if out["name"] == "logits"]
+        output = output_named(answer)
         expected = reference["logits"]
         assert output["shape"] == [len(expected), len(expected[0])]
         flat_expected = [value for row in expected for value in row]

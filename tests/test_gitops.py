@@ -16,17 +16,11 @@ from pathlib import Path
 
 import yaml
 
+from conftest import git
+
 REPOSITORY = "registry.example.com/tests/gitops-example"
 DIGEST = "sha256:" + "ab" * 32
 NEVER_DEPLOYED = "sha256:" + "0" * 64
-IDENTITY = ["-c", "user.name=test", "-c", "user.email=test@example.invalid"]
-
-
-def git(*args: str, cwd: Path) -> str:
-    result = subprocess.run(
-        ["git", *IDENTITY, *args], cwd=cwd, capture_output=True, text=True, check=True
-    )
-    return result.stdout.strip()
 
 
 def gitops(repo: Path, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -14,30 +12,9 @@ import pytest
 from modelyard.paths import COPIER_YML, TEMPLATE_DIR
 from modelyard.update import UpdateError, update
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
+from conftest import commit_all, git
+
 SMOKE = "configs/smoke.yaml"
-
-
-def _git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **GIT_ENV},
-    )
-    return result.stdout
-
-
-def _commit_all(cwd: Path, message: str) -> None:
-    _git(cwd, "add", "-A")
-    _git(cwd, "commit", "-q", "-m", message)
 
 
 @pytest.fixture
@@ -46,15 +23,15 @@ def template_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "template-repo"
     shutil.copytree(TEMPLATE_DIR, repo / "template")
     shutil.copy(COPIER_YML, repo / "copier.yml")
-    _git(repo, "init", "-q", "-b", "main")
-    _commit_all(repo, "v1")
-    _git(repo, "tag", "v1.0.0")
+    git("init", "-q", "-b", "main", cwd=repo)
+    commit_all(repo, "v1")
+    git("tag", "v1.0.0", cwd=repo)
     smoke = repo / "template" / f"{SMOKE}.jinja"
     text = smoke.read_text()
     assert "  epochs: 3\n" in text
     smoke.write_text(text.replace("  epochs: 3\n", "  epochs: 4\n"))
-    _commit_all(repo, "v1.1: one more smoke epoch")
-    _git(repo, "tag", "v1.1.0")
+    commit_all(repo, "v1.1: one more smoke epoch")
+    git("tag", "v1.1.0", cwd=repo)
     return repo
 
 
@@ -90,10 +67,10 @@ def _edit(repo: Path, old: str, new: str) -> None:
 
 def test_update_brings_template_changes_and_keeps_user_edits(template_repo, tmp_path) -> None:
     repo = _generate(template_repo, tmp_path / "model", "v1.0.0")
-    _git(repo, "init", "-q", "-b", "main")
-    _commit_all(repo, "generated")
+    git("init", "-q", "-b", "main", cwd=repo)
+    commit_all(repo, "generated")
     _edit(repo, "seed: 1234\n", "seed: 42  # our lucky seed\n")
-    _commit_all(repo, "another seed")
+    commit_all(repo, "another seed")
 
     update(repo, vcs_ref="v1.1.0")
 
@@ -111,23 +88,23 @@ def test_conflicting_update_fails_naming_the_file_and_loses_nothing(
     template_repo, tmp_path
 ) -> None:
     repo = _generate(template_repo, tmp_path / "model", "v1.0.0")
-    _git(repo, "init", "-q", "-b", "main")
-    _commit_all(repo, "generated")
+    git("init", "-q", "-b", "main", cwd=repo)
+    commit_all(repo, "generated")
     _edit(repo, "  epochs: 3\n", "  epochs: 5\n")
-    _commit_all(repo, "train longer")
+    commit_all(repo, "train longer")
 
     with pytest.raises(UpdateError, match=f"conflicts with local edits in: {SMOKE}"):
         update(repo, vcs_ref="v1.1.0")
     smoke = (repo / SMOKE).read_text()
     assert "<<<<<<<" in smoke and "  epochs: 5\n" in smoke and "  epochs: 4\n" in smoke
     # The user's version is still committed; abandoning the update restores it.
-    assert "  epochs: 5\n" in _git(repo, "show", f"HEAD:{SMOKE}")
+    assert "  epochs: 5\n" in git("show", f"HEAD:{SMOKE}", cwd=repo)
 
 
 def test_update_refuses_a_dirty_repository(template_repo, tmp_path) -> None:
     repo = _generate(template_repo, tmp_path / "model", "v1.0.0")
-    _git(repo, "init", "-q", "-b", "main")
-    _commit_all(repo, "generated")
+    git("init", "-q", "-b", "main", cwd=repo)
+    commit_all(repo, "generated")
     _edit(repo, "  epochs: 3\n", "  epochs: 6\n")
     with pytest.raises(UpdateError, match="dirty"):
         update(repo, vcs_ref="v1.1.0")

@@ -8,6 +8,7 @@ tests and answers an inference over HTTP, without any CI system.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import subprocess
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from .new import generate
+from .probe import ProbeError, infer_json, output_named, wait_until_ready
 from .venv import install_repo, venv_python
 
 
@@ -63,41 +65,13 @@ def _infer_over_http(python: Path, repo: Path, package: str, model_name: str) ->
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=1) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise DemoError("the server did not become ready")
-            time.sleep(0.1)
+        wait_until_ready(base, lambda: server.poll() is None, seconds=30)
         with urllib.request.urlopen(f"{base}/v2/models/{model_name}", timeout=5) as reply:
             metadata = json.load(reply)
         shape = [1, *metadata["inputs"][0]["shape"][1:]]
-        count = 1
-        for dim in shape:
-            count *= dim
-        body = {
-            "inputs": [
-                {
-                    "name": metadata["inputs"][0]["name"],
-                    "shape": shape,
-                    "datatype": "FP32",
-                    "data": [0.5] * count,
-                }
-            ]
-        }
-        request = urllib.request.Request(
-            f"{base}/v2/models/{model_name}/infer",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return json.load(reply)
+        return infer_json(base, model_name, shape, [0.5] * math.prod(shape))
+    except ProbeError as error:
+        raise DemoError(str(error)) from error
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -126,7 +100,7 @@ def run_demo(destination: Path, answers: Mapping[str, Any], template: str | None
     )
     _step("tests", [env_python, "-m", "pytest", "-q"], destination)
     reply = _infer_over_http(python, destination, package, generated["repo_slug"])
-    logits = reply["outputs"][0]["data"]
+    logits = output_named(reply)["data"]
     print(f"==> HTTP inference answered: {len(logits)} logits, argmax {logits.index(max(logits))}")
     evaluation = json.loads((destination / "artifacts" / "evaluation.json").read_text())
     print(
