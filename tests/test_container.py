@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import pytest
 
 from modelyard.probe import (
     ProbeError,
+    free_port,
     infer_json,
     onnxruntime_reference,
     output_named,
@@ -448,12 +448,6 @@ def _inspect(reference: str) -> dict[str, Any]:
     return json.loads(podman("image", "inspect", reference).stdout)[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_until_ready(base_url: str, container: str) -> None:
     def running() -> bool:
         state = podman("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
@@ -517,7 +511,7 @@ def test_image_metadata(built: Built) -> None:
 @pytest.mark.container
 def test_container_serves_like_onnxruntime_in_process(built: Built) -> None:
     expected = onnxruntime_reference(built.python, built.repo, batch=4, seed=11)
-    port = _free_port()
+    port = free_port()
     # No --user: the image's own user must be non-root. Only /tmp is writable.
     container = podman(
         "run", "--detach", "--read-only", "--publish", f"127.0.0.1:{port}:8080", built.reference

@@ -21,7 +21,6 @@ import os
 import re
 import runpy
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -35,7 +34,7 @@ import pytest
 import yaml
 
 from modelyard.paths import COPIER_YML, REPO_ROOT
-from modelyard.probe import infer_json, output_named, status_of, wait_until_ready
+from modelyard.probe import free_port, infer_json, output_named, status_of, wait_until_ready
 from modelyard.questions import Question, load_questions
 
 from conftest import render
@@ -564,12 +563,6 @@ def test_the_validators_reject_a_misspelt_field(default_repo, crd_validators):
         validate(deployment, crd_validators)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _tiny_onnx_model(path: Path, channels: int, height: int, width: int, classes: int) -> None:
     import numpy as np
     import onnx
@@ -615,7 +608,7 @@ def test_the_server_answers_the_probes_and_exports_what_the_alerts_query(default
     channels, height, width = map(int, answers["input_shape"].split("x"))
     model = tmp_path / "model.onnx"
     _tiny_onnx_model(model, channels, height, width, answers["num_classes"])
-    port = _free_port()
+    port = free_port()
     environment = {
         **os.environ,
         **config_of(docs),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from modelyard.probe import infer_json, onnxruntime_reference, output_named, wait_until_ready
+from modelyard.probe import infer_json, local_server, onnxruntime_reference, output_named
 from modelyard.venv import install_repo
 
 from conftest import render
@@ -118,36 +117,11 @@ def test_impossible_quality_gate_blocks_with_a_reason(
     assert not (artifacts / "model.onnx").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_server_answers_like_onnxruntime_in_process(installed: Installed, pipeline) -> None:
     reference = onnxruntime_reference(installed.python, installed.repo, batch=3, seed=7)
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            str(installed.python),
-            "-m",
-            installed.package,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--model",
-            "artifacts/model.onnx",
-        ],
-        cwd=installed.repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base, lambda: server.poll() is None)
+    with local_server(
+        installed.python, installed.repo, installed.package, "artifacts/model.onnx"
+    ) as base:
         answer = infer_json(
             base,
             installed.model_name,
@@ -164,6 +138,3 @@ def test_server_answers_like_onnxruntime_in_process(installed: Installed, pipeli
         assert output["data"] == pytest.approx(flat_expected, rel=1e-6, abs=1e-6)
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as reply:
             assert "infer" in reply.read().decode()
-    finally:
-        server.terminate()
-        assert server.wait(timeout=30) == 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import time
 import urllib.request
@@ -20,7 +19,7 @@ from typing import Any
 import yaml
 
 from .new import generate
-from .probe import ProbeError, infer_json, output_named, wait_until_ready
+from .probe import ProbeError, infer_json, local_server, output_named
 from .venv import install_repo, venv_python
 
 
@@ -39,42 +38,16 @@ def _step(title: str, command: Sequence[str], cwd: Path) -> float:
     return elapsed
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _infer_over_http(python: Path, repo: Path, package: str, model_name: str) -> dict[str, Any]:
     """Start the server, send one JSON inference, stop it; return the response."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            str(python),
-            "-m",
-            package,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--model",
-            "artifacts/model.onnx",
-        ],
-        cwd=repo,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(base, lambda: server.poll() is None, seconds=30)
-        with urllib.request.urlopen(f"{base}/v2/models/{model_name}", timeout=5) as reply:
-            metadata = json.load(reply)
-        shape = [1, *metadata["inputs"][0]["shape"][1:]]
-        return infer_json(base, model_name, shape, [0.5] * math.prod(shape))
+        with local_server(python, repo, package, "artifacts/model.onnx") as base:
+            with urllib.request.urlopen(f"{base}/v2/models/{model_name}", timeout=5) as reply:
+                metadata = json.load(reply)
+            shape = [1, *metadata["inputs"][0]["shape"][1:]]
+            return infer_json(base, model_name, shape, [0.5] * math.prod(shape))
     except ProbeError as error:
         raise DemoError(str(error)) from error
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _commit_generated(repo: Path) -> None:

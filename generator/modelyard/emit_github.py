@@ -236,6 +236,8 @@ def _workflow_env(pipeline: Pipeline) -> list[str]:
         "  # Installs the repository into .venv (torch from the PyTorch CPU wheel index); the",
         "  # repository variable INSTALL_COMMAND replaces it, e.g. to use a package mirror.",
         *ci_jinja.folded("  ", "INSTALL_COMMAND", expression),
+        "  # The training profile; the stages default to configs/smoke.yaml when it is unset.",
+        "  MODEL_CONFIG: ${{ vars.MODEL_CONFIG }}",
         "",
     ]
 

@@ -6,12 +6,14 @@ Open Inference Protocol endpoints are the contract, whatever runs behind them.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +101,44 @@ def onnxruntime_reference(python: Path, repo: Path, batch: int, seed: int) -> di
     if result.returncode != 0:
         raise ProbeError(f"onnxruntime in {repo} failed: {result.stderr.strip()}")
     return json.loads(result.stdout)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_server(python: Path, repo: Path, package: str, model: str) -> Iterator[str]:
+    """Run `python -m <package> serve` on a free loopback port until the block ends.
+
+    Yields the base URL once the server is ready; afterwards SIGTERM must make it drain
+    and exit 0, or ProbeError says how it ended.
+    """
+    port = free_port()
+    command = [
+        str(python),
+        "-m",
+        package,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--model",
+        model,
+    ]
+    server = subprocess.Popen(
+        command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base_url, lambda: server.poll() is None)
+        yield base_url
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=60)
+    if server.returncode != 0:
+        raise ProbeError(f"the server exited with {server.returncode}:\n{output}")
