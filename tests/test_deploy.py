@@ -27,17 +27,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
-from modelyard.paths import COPIER_YML, REPO_ROOT
+from modelyard.paths import REPO_ROOT
 from modelyard.probe import free_port, infer_json, output_named, status_of, wait_until_ready
-from modelyard.questions import Question, load_questions
+from modelyard.questions import load_questions
 
 from conftest import render
+from matrix import choice_values
 
 # The questions whose answers change deploy/ or the gitops settings: every valid
 # combination of their choices is rendered.
@@ -70,33 +70,10 @@ FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # --- the cases, from copier.yml -------------------------------------------------------
 
 
-def _validator_accepts(question: Question, value: Any) -> bool:
-    """The question's own `validator:` (the rule Copier enforces) on one answer."""
-    spec = yaml.safe_load(COPIER_YML.read_text(encoding="utf-8"))[question.name]
-    if "validator" not in spec:
-        return True
-    environment = jinja2.Environment(
-        extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"]
-    )
-    return not environment.from_string(spec["validator"]).render({question.name: value}).strip()
-
-
-def _answers_of(question: Question) -> list[Any]:
-    values = question.choice_values
-    if question.multiselect:
-        subsets = itertools.chain.from_iterable(
-            itertools.combinations(values, size) for size in range(1, len(values) + 1)
-        )
-        candidates: list[Any] = [list(subset) for subset in subsets]
-    else:
-        candidates = list(values)
-    return [value for value in candidates if _validator_accepts(question, value)]
-
-
 def deploy_cases() -> list[dict[str, Any]]:
     questions = {question.name: question for question in load_questions()}
     assert set(DEPLOY_QUESTIONS) <= set(questions), "a deploy question left copier.yml"
-    answer_lists = [_answers_of(questions[name]) for name in DEPLOY_QUESTIONS]
+    answer_lists = [choice_values(questions[name]) for name in DEPLOY_QUESTIONS]
     cases = []
     for combination in itertools.product(*answer_lists):
         case = dict(zip(DEPLOY_QUESTIONS, combination, strict=True))
@@ -133,7 +110,7 @@ def test_cases_cover_every_choice_of_every_deploy_question():
 
 def test_the_environment_validator_is_what_filters_the_cases():
     environments = next(q for q in load_questions() if q.name == "environments")
-    assert not _validator_accepts(environments, ["staging", "prod"])
+    assert environments.validation_error(["staging", "prod"]) != ""
     assert all("dev" in case["environments"] for case in CASES)
     assert len({tuple(case["environments"]) for case in CASES}) == 4
 
