@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from .errors import ArtifactError
+
 CHECKPOINT = "model.pt"
 METRICS = "metrics.json"
 PLOTS = "plots"
@@ -39,3 +41,20 @@ def discard_later_outputs(stage: str, artifacts_dir: Path) -> None:
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
+
+
+# What each stage's outputs are to the stages after it, for the missing-artifact message.
+_PRODUCED_BY = {
+    "train": "a trained model",
+    "evaluate": "an evaluated model",
+    "export": "an exported model",
+}
+
+
+def require(path: Path, needed_by: str, stage: str, config_source: str) -> None:
+    """Raise an ArtifactError naming the stage to run when its output `path` is missing."""
+    if not path.is_file():
+        raise ArtifactError(
+            f"{path} not found: {needed_by} needs {_PRODUCED_BY[stage]}; run "
+            f"`python -m {__package__} {stage} --config {config_source}` first"
+        )

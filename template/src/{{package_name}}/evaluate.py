@@ -183,11 +183,7 @@ def format_markdown(metrics: dict[str, Any], result: GateResult) -> str:
 def read_evaluation(config: Config, needed_by: str) -> dict[str, Any]:
     """evaluation.json of the last `evaluate` run; an ArtifactError says to run it."""
     path = config.artifacts / artifacts.EVALUATION
-    if not path.is_file():
-        raise ArtifactError(
-            f"{path} not found: {needed_by} needs an evaluated model; run "
-            f"`python -m {__package__} evaluate --config {config.source}` first"
-        )
+    artifacts.require(path, needed_by, "evaluate", config.source)
     try:
         evaluation: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         passed = evaluation["gate"]["passed"]

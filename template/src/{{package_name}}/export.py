@@ -177,11 +177,7 @@ def read_export(config: Config, needed_by: str) -> tuple[Path, dict[str, Any]]:
     onnx_path = config.artifacts / artifacts.ONNX
     export_path = config.artifacts / artifacts.EXPORT
     for path in (onnx_path, export_path):
-        if not path.is_file():
-            raise ArtifactError(
-                f"{path} not found: {needed_by} needs an exported model; run "
-                f"`python -m {__package__} export --config {config.source}` first"
-            )
+        artifacts.require(path, needed_by, "export", config.source)
     try:
         facts: dict[str, Any] = json.loads(export_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

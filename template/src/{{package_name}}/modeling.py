@@ -69,11 +69,7 @@ def save_checkpoint(
 def load_checkpoint(config: Config, needed_by: str) -> Checkpoint:
     """The trained model in eval mode on CPU; checks it was trained for `config.model`."""
     path = checkpoint_path(config)
-    if not path.is_file():
-        raise ArtifactError(
-            f"{path} not found: {needed_by} needs a trained model; run "
-            f"`python -m {__package__} train --config {config.source}` first"
-        )
+    artifacts.require(path, needed_by, "train", config.source)
     try:
         # weights_only: a checkpoint holds tensors and plain data, never code to run.
         saved: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
