@@ -37,7 +37,7 @@ from modelyard.probe import free_port, infer_json, output_named, status_of, wait
 from modelyard.questions import load_questions
 
 from conftest import render
-from matrix import choice_values
+from matrix import NON_DEFAULT_TEXT, choice_values
 
 # The questions whose answers change deploy/ or the gitops settings: every valid
 # combination of their choices is rendered.
@@ -45,13 +45,16 @@ DEPLOY_QUESTIONS = ("environments", "gitops_mode")
 # Free-text answers that reach deploy/: every other environment set takes these, so that no
 # assertion can pass by reading a default.
 NON_DEFAULT_DEPLOY_TEXT: dict[str, Any] = {
-    "project_name": "Churn Model",
-    "repo_slug": "churn-svc",
-    "package_name": "churn_core",
-    "image_repository": "localhost:5000/retention/churn",
-    "namespace_prefix": "retention-churn",
-    "gitops_repo_url": "git@git.example.org:retention/churn-deploy.git",
-    "argocd_namespace": "gitops-system",
+    name: NON_DEFAULT_TEXT[name]
+    for name in (
+        "project_name",
+        "repo_slug",
+        "package_name",
+        "image_repository",
+        "namespace_prefix",
+        "gitops_repo_url",
+        "argocd_namespace",
+    )
 }
 # The oldest Kubernetes the manifests support (the preStop `sleep` action is on by default
 # from 1.30) and the newest that kubernetes-validate knows.
