@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh
+# The tools the set-up installed come first, so that nothing installed by hand elsewhere
+# on this machine is found instead (tests/test_tools.py checks where each one resolves).
+PATH="$PWD/.venv/bin:$PWD/.tools/npm/node_modules/.bin:$PATH"
+export PATH
 exec .venv/bin/python -m pytest "$@"

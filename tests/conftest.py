@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,9 @@ import pytest
 
 from modelyard.new import generate
 from modelyard.paths import REPO_ROOT
+
+from ci_tools import tool
+from registry import Registry, running_registry
 
 DEFAULT_ANSWERS: dict[str, Any] = {"project_name": "Fraud Detector"}
 # Tests commit as themselves, whatever the machine's git configuration says.
@@ -21,7 +24,7 @@ GIT_IDENTITY = ["-c", "user.name=modelyard tests", "-c", "user.email=tests@examp
 def git(*args: str, cwd: Path) -> str:
     """Run git in `cwd`; fail with its stderr; return its stripped stdout."""
     result = subprocess.run(
-        ["git", *GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True, check=False
+        [tool("git"), *GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed in {cwd}: {result.stderr}")
@@ -63,3 +66,10 @@ def render_repo(tmp_path: Path) -> Callable[..., Path]:
 def default_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The template rendered with default answers, shared read-only by many tests."""
     return render(tmp_path_factory.mktemp("default") / "fraud-detector")
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry on 127.0.0.1 for the whole session, stopped when the session ends."""
+    with running_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running

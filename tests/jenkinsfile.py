@@ -18,16 +18,16 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
-import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
 
+from ci_tools import tool, tool_env
+
 HERE = Path(__file__).resolve().parent
 TREE_SCRIPT = HERE / "jenkinsfile_tree.groovy"
-JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
 
 WHEN_CONDITIONS = {
     "branch",
@@ -87,10 +87,10 @@ class JenkinsfileError(Exception):
 def parse_tree(jenkinsfile: Path) -> list[dict[str, Any]]:
     """The call tree of the Jenkinsfile, from Groovy's parser."""
     result = subprocess.run(
-        ["groovy", str(TREE_SCRIPT), str(jenkinsfile)],
+        [tool("groovy"), str(TREE_SCRIPT), str(jenkinsfile)],
         capture_output=True,
         text=True,
-        env={**os.environ, "JAVA_HOME": os.environ.get("JAVA_HOME", JAVA_HOME)},
+        env=tool_env(),
         timeout=120,
         check=False,
     )
@@ -419,7 +419,7 @@ class Harness:
             log.append(script)
             # Jenkins runs `sh` steps with -xe: trace, and stop at the first failing command.
             result = subprocess.run(
-                ["sh", "-xe", "-c", script],
+                [tool("sh"), "-xe", "-c", script],
                 cwd=self.workspace,
                 env=env,
                 timeout=timeout,
@@ -545,7 +545,7 @@ def run_pipeline(
         defaults[_literal(named["name"])] = str(_literal(named.get("defaultValue", {"lit": ""})))
     parameters = {**defaults, **(params or {})}
     env = {
-        **os.environ,
+        **tool_env(),
         **(extra_env or {}),
         "WORKSPACE": str(workspace),
         "BRANCH_NAME": "" if tag else branch,

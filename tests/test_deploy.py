@@ -17,7 +17,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import re
 import runpy
 import shutil
@@ -36,6 +35,7 @@ from modelyard.paths import REPO_ROOT
 from modelyard.probe import free_port, infer_json, output_named, status_of, wait_until_ready
 from modelyard.questions import load_questions
 
+from ci_tools import tool, tool_env
 from conftest import render
 from matrix import NON_DEFAULT_TEXT, choice_values
 
@@ -154,7 +154,10 @@ def kustomize(directory: Path, deploy_dir: Path) -> list[dict[str, Any]]:
     key = digest.hexdigest()
     if key not in _BUILDS:
         result = subprocess.run(
-            ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=False
+            [tool("kubectl"), "kustomize", str(directory)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, f"kubectl kustomize {directory}: {result.stderr}"
         _BUILDS[key] = [doc for doc in yaml.load_all(result.stdout, Loader=FAST_LOADER) if doc]
@@ -176,7 +179,7 @@ def set_images(repo: Path, package: str, images: dict[str, str]) -> None:
         f"from {package}.cli import main\n"
         "sys.exit(max(main(argv) for argv in json.loads(sys.argv[1])))\n"
     )
-    environment = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    environment = {**tool_env(), "PYTHONPATH": str(repo / "src")}
     environment.pop("GITOPS_REPO_URL", None)
     result = subprocess.run(
         [sys.executable, "-c", script, json.dumps(calls)],
@@ -590,7 +593,7 @@ def test_the_server_answers_the_probes_and_exports_what_the_alerts_query(default
     _tiny_onnx_model(model, channels, height, width, answers["num_classes"])
     port = free_port()
     environment = {
-        **os.environ,
+        **tool_env(),
         **config_of(docs),
         # What the image sets (Dockerfile) and what only a test may change.
         "SERVER_MODEL_PATH": str(model),

@@ -8,7 +8,6 @@ itself, marked [skip ci], without touching the checkout's files.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from ci_tools import tool, tool_env
 from conftest import git
 
 REPOSITORY = "registry.example.com/tests/gitops-example"
@@ -26,7 +26,7 @@ NEVER_DEPLOYED = "sha256:" + "0" * 64
 def gitops(repo: Path, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m <package> gitops ...` of the rendered repository `repo`."""
     answers = yaml.safe_load((repo / ".copier-answers.yml").read_text("utf-8"))
-    environment = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    environment = {**tool_env(), "PYTHONPATH": str(repo / "src")}
     environment.pop("GITOPS_REPO_URL", None)
     return subprocess.run(
         [sys.executable, "-m", answers["package_name"], "gitops", *argv],
@@ -45,7 +45,7 @@ def succeeded(result: subprocess.CompletedProcess[str]) -> str:
 
 def deployed_image(checkout: Path, environment: str) -> str:
     rendered = subprocess.run(
-        ["kubectl", "kustomize", str(checkout / "deploy" / "overlays" / environment)],
+        [tool("kubectl"), "kustomize", str(checkout / "deploy" / "overlays" / environment)],
         capture_output=True,
         text=True,
         check=True,
@@ -138,7 +138,7 @@ def test_gitops_needs_neither_pyyaml_nor_torch_nor_onnxruntime(default_repo, tmp
     result = subprocess.run(
         [sys.executable, "-c", script, "gitops", *argv],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(default_repo / "src")},
+        env={**tool_env(), "PYTHONPATH": str(default_repo / "src")},
         capture_output=True,
         text=True,
         check=False,
@@ -159,7 +159,7 @@ def test_the_generated_gitops_tests_pass(render_repo, default_repo):
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection],
             cwd=repo,
-            env={**os.environ, "PYTHONPATH": str(repo / "src")},
+            env={**tool_env(), "PYTHONPATH": str(repo / "src")},
             capture_output=True,
             text=True,
             check=False,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -14,12 +13,12 @@ import yaml
 
 from modelyard.questions import load_questions
 
+from ci_tools import tool
 from conftest import render
 from expected_files import expected_files
 from matrix import NON_DEFAULT_TEXT, build_cases, case_id
 
 CASES = build_cases()
-BIN = Path(sys.executable).parent
 JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#")
 
 
@@ -80,7 +79,7 @@ def test_every_data_file_parses(rendered) -> None:
 def test_yamllint_is_clean(rendered) -> None:
     _, repo = rendered
     result = subprocess.run(
-        [BIN / "yamllint", "-f", "parsable", "-c", ".yamllint.yaml", "."],
+        [tool("yamllint"), "-f", "parsable", "-c", ".yamllint.yaml", "."],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -91,7 +90,7 @@ def test_yamllint_is_clean(rendered) -> None:
 def test_python_is_ruff_clean(rendered) -> None:
     _, repo = rendered
     for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
-        result = subprocess.run([BIN / "ruff", *command], cwd=repo, capture_output=True, text=True)
+        result = subprocess.run([tool("ruff"), *command], cwd=repo, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
 
 

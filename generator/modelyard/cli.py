@@ -9,7 +9,9 @@ from pathlib import Path
 from .demo import DemoError, run_demo
 from .docs import StaleDocsError, update_readme
 from .new import GenerationError, generate, parse_data
+from .paths import checkout_root
 from .pipeline import PipelineError
+from .release import describe
 from .render_ci import StaleCIError, render_ci
 from .update import UpdateError, update
 from .venv import InstallError
@@ -19,6 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelyard",
         description="Generate and maintain model repositories from the modelyard template.",
+        # Keeps the --version line whole.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=describe(),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -30,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="use the default answer of every question not given with --data",
     )
-    new.add_argument("--vcs-ref", help="template git ref to render (default: latest tag or HEAD)")
+    new.add_argument(
+        "--vcs-ref",
+        help="template git ref to render (default: the bundled release; from a wheel, another "
+        "ref is fetched from the template's URL)",
+    )
     new.set_defaults(handler=_cmd_new)
 
     demo = commands.add_parser(
@@ -48,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     upgrade.add_argument("destination", type=Path, nargs="?", default=Path("."))
     upgrade.add_argument("--vcs-ref", help="template git ref to update to (default: latest tag)")
+    upgrade.add_argument(
+        "--trust",
+        action="store_true",
+        help="run the template's _migrations (Copier's --trust); needed for updates across a "
+        "release that renames or moves files",
+    )
     upgrade.set_defaults(handler=_cmd_update)
 
     docs = commands.add_parser("docs", help="regenerate the README's table of questions")
@@ -71,7 +90,11 @@ def _add_answer_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="QUESTION=VALUE",
         help="answer a question (repeatable); see the README's table of questions",
     )
-    parser.add_argument("--template", help="template path or git URL (default: this checkout)")
+    parser.add_argument(
+        "--template",
+        help="template path or git URL (default: the template bundled with this modelyard, "
+        "whose URL and release tag are recorded for updates; in a checkout, the checkout)",
+    )
 
 
 def _cmd_new(args: argparse.Namespace) -> int:
@@ -95,7 +118,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_update(args: argparse.Namespace) -> int:
     try:
-        update(args.destination, vcs_ref=args.vcs_ref)
+        update(args.destination, vcs_ref=args.vcs_ref, trust=args.trust)
     except UpdateError as error:
         print(f"modelyard: {error}", file=sys.stderr)
         return 1
@@ -114,6 +137,7 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
 
 def _cmd_render_ci(args: argparse.Namespace) -> int:
+    checkout_root("render-ci")
     try:
         stale = render_ci(check=args.check)
     except (StaleCIError, PipelineError) as error:

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from .paths import COPIER_YML
+from .paths import copier_yml
 
 # The same Jinja environment Copier renders validators with (its default extensions).
 _JINJA = SandboxedEnvironment(extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"])
@@ -42,9 +42,9 @@ class Question:
         return [value for _, value in self.choices]
 
 
-def load_questions(path: Path = COPIER_YML) -> list[Question]:
+def load_questions(path: Path | None = None) -> list[Question]:
     """The questions a user is asked, in order; settings and computed values are left out."""
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config = yaml.safe_load((path or copier_yml()).read_text(encoding="utf-8"))
     questions = []
     for name, spec in config.items():
         if name.startswith("_") or not isinstance(spec, dict):
