@@ -34,6 +34,26 @@ NON_DEFAULT_TEXT: dict[str, Any] = {
     "argocd_namespace": "gitops",
 }
 
+# Valid answers that a careless template breaks: quotes, ": #", unicode, shell syntax,
+# backticks, and the longest value each validator allows. One render case takes them all.
+DESCRIPTION = "He said \"ship it\": #1 naïve café ✓ $(rm -rf /) `whoami` 'single' & <b>"
+ADVERSARIAL_TEXT: dict[str, Any] = {
+    "project_name": "Max Length Model-Name_with Spaces and Dashes 0123456789 abcd",
+    "repo_slug": "m" + "-x1" * 16 + "z",
+    "package_name": "p" + "_q9" * 9 + "_z",
+    "description": DESCRIPTION + " " + "ø" * (199 - len(DESCRIPTION)),
+    "author_name": 'Zoë O\'Brien "Bob": #ml-team $(id) `id` & Co',
+    "author_email": "o'brien+ml#team@sub-domain.example.co.uk",
+    "input_shape": "1x8x512",
+    "num_classes": 1000,
+    "min_accuracy": 1.0,
+    "max_regression": 0.0,
+    "image_repository": "registry-1.example.com:5000/a__b/c.d/e--f",
+    "namespace_prefix": "n" + "-a9" * 16 + "b",
+    "gitops_repo_url": "ssh://git@git.example.com:2222/team/sub%20dir/repo_v2.git",
+    "argocd_namespace": "a" + "-b" * 30 + "c",
+}
+
 
 def choice_values(question: Question) -> list[Any]:
     """The values a case may take: each choice, or each valid subset for a multiselect."""
@@ -68,6 +88,7 @@ def build_cases(questions: list[Question] | None = None) -> list[dict[str, Any]]
             values = choice_values(question)
             answers[question.name] = values[index % len(values)]
         cases.append(answers)
+    cases.append({**ADVERSARIAL_TEXT, **{q.name: choice_values(q)[0] for q in choice}})
     return cases
 
 

@@ -21,6 +21,7 @@ from modelyard.paths import REPO_ROOT
 import jenkinsfile
 from ci_tools import tool, tool_env
 from conftest import render
+from matrix import ADVERSARIAL_TEXT
 
 JENKINS_SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "jenkins" / "declarative-ast-schema.json"
 ENVIRONMENT_CHOICES = [["dev", "staging", "prod"], ["dev", "staging"], ["dev", "prod"], ["dev"]]
@@ -29,6 +30,10 @@ CASES = [
     for environments in ENVIRONMENT_CHOICES
     for version, package in (("3.11", "fraud_detector"), ("3.12", "churn_core"))
 ]
+# The longest names and the quotes, shell syntax and unicode that free text may hold.
+CASES.append(
+    {**ADVERSARIAL_TEXT, "environments": ["dev", "staging", "prod"], "python_version": "3.12"}
+)
 
 
 def run(*command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -44,7 +49,10 @@ def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
 @pytest.fixture(
     scope="module",
     params=CASES,
-    ids=lambda case: f"{'-'.join(case['environments'])}-py{case['python_version']}",
+    ids=lambda case: (
+        f"{'-'.join(case['environments'])}-py{case['python_version']}"
+        + ("-adversarial" if case.get("package_name") == ADVERSARIAL_TEXT["package_name"] else "")
+    ),
 )
 def repo(request, tmp_path_factory) -> Path:
     answers = {"ci_systems": ["github", "gitlab", "jenkins"], **request.param}

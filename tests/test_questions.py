@@ -26,6 +26,7 @@ BAD_ANSWERS = [
     ({"package_name": "test"}, "shadows the standard library or a common package"),
     ({"package_name": "torch"}, "shadows the standard library or a common package"),
     ({"package_name": "onnx"}, "shadows the standard library or a common package"),
+    ({"package_name": "a" * 31}, "package_name is 31 characters long: keep it to 30 or fewer"),
     ({"description": ""}, "description must not be empty"),
     ({"author_email": "nobody"}, "is not an e-mail address"),
     ({"input_shape": "3x32"}, "must be CxHxW"),
