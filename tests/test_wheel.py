@@ -179,12 +179,16 @@ def _release_next(work: Path, bare: Path) -> None:
     git("push", "-q", "--tags", str(bare), "main", cwd=work)
 
 
-def _generated(wheel_modelyard: Path, bare: Path, folder: Path, edit: tuple[str, str]) -> Path:
-    """A repository generated from the wheel, committed, then edited and committed again."""
+def _generated(
+    wheel_modelyard: Path, published: tuple[Path, Path], folder: Path, edit: tuple[str, str]
+) -> Path:
+    """A repository generated from the wheel at release N, committed, then edited and
+    committed again; then the template publishes release N+1."""
+    bare, work = published
     repo = folder / "fraud-detector"
     result = _new(wheel_modelyard, repo, DEFAULT_ANSWERS, **{TEMPLATE_URL_ENV: bare.as_uri()})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert _answers(repo)["_src_path"] == bare.as_uri()
+    assert _answers(repo)["_src_path"] == published[0].as_uri()
     assert _answers(repo)["_commit"] == release_tag()
     git("init", "-q", "-b", "main", cwd=repo)
     commit_all(repo, "generated")
@@ -193,6 +197,7 @@ def _generated(wheel_modelyard: Path, bare: Path, folder: Path, edit: tuple[str,
     assert old in smoke.read_text()
     smoke.write_text(smoke.read_text().replace(old, new))
     commit_all(repo, "our own smoke profile")
+    _release_next(work, bare)
     return repo
 
 
@@ -204,9 +209,7 @@ def _update(wheel_modelyard: Path, repo: Path, *flags: str) -> subprocess.Comple
 def test_update_follows_the_recorded_url_and_migrates_a_rename(
     wheel_modelyard: Path, published: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    bare, work = published
-    repo = _generated(wheel_modelyard, bare, tmp_path, ("seed: 1234\n", "seed: 42  # ours\n"))
-    _release_next(work, bare)
+    repo = _generated(wheel_modelyard, published, tmp_path, ("seed: 1234\n", "seed: 42  # ours\n"))
 
     result = _update(wheel_modelyard, repo, "--trust")
 
@@ -217,15 +220,13 @@ def test_update_follows_the_recorded_url_and_migrates_a_rename(
     assert "  epochs: 4\n" in renamed  # and the release's own change arrived
     assert "<<<<<<<" not in renamed
     assert _answers(repo)["_commit"] == NEXT_RELEASE
-    assert _answers(repo)["_src_path"] == bare.as_uri()
+    assert _answers(repo)["_src_path"] == published[0].as_uri()
 
 
 def test_update_across_a_migration_needs_trust_and_changes_nothing_without(
     wheel_modelyard: Path, published: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    bare, work = published
-    repo = _generated(wheel_modelyard, bare, tmp_path, ("seed: 1234\n", "seed: 42  # ours\n"))
-    _release_next(work, bare)
+    repo = _generated(wheel_modelyard, published, tmp_path, ("seed: 1234\n", "seed: 42  # ours\n"))
     head = git("rev-parse", "HEAD", cwd=repo)
 
     result = _update(wheel_modelyard, repo)
@@ -239,9 +240,7 @@ def test_update_across_a_migration_needs_trust_and_changes_nothing_without(
 def test_conflicting_edit_across_a_rename_is_reported_naming_the_file(
     wheel_modelyard: Path, published: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    bare, work = published
-    repo = _generated(wheel_modelyard, bare, tmp_path, ("  epochs: 3\n", "  epochs: 9\n"))
-    _release_next(work, bare)
+    repo = _generated(wheel_modelyard, published, tmp_path, ("  epochs: 3\n", "  epochs: 9\n"))
 
     result = _update(wheel_modelyard, repo, "--trust")
 
