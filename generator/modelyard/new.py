@@ -103,8 +103,8 @@ def generate(
             "(use `copier update` to update a generated repository)"
         )
     existed = destination.exists()
-    source, ref, recorded = _template_source(template, vcs_ref)
     try:
+        source, ref, recorded = _template_source(template, vcs_ref)
         check_types(answers)
         copier.run_copy(
             source,
