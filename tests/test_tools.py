@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
 import subprocess
 import tomllib
@@ -21,7 +20,7 @@ from packaging.requirements import Requirement
 
 from modelyard.paths import REPO_ROOT
 
-from ci_tools import MANIFEST, NPM_BIN, VENV_BIN, Tool, manifest, tool, tool_path
+from ci_tools import MANIFEST, NPM_BIN, VENV_BIN, Tool, manifest, tool, tool_env, tool_path
 
 TOOLS = sorted(manifest().values(), key=lambda declared: declared.name)
 TEST_DIR = Path(__file__).parent
@@ -133,6 +132,6 @@ def test_set_up_scripts_are_shellcheck_clean(script: str) -> None:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "PATH": tool_path()},
+        env=tool_env(),
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -35,6 +35,7 @@ from pathlib import Path
 import copier
 import yaml
 
+# Copier's interpreter runs this file alone, without modelyard: hence its own constant.
 ANSWERS_FILE = ".copier-answers.yml"
 LABELS = ("before updating", "last update", "after updating")  # Copier's marker labels
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .new import generate
+from .new import ANSWERS_FILE, generate
 from .probe import ProbeError, infer_json, local_server, output_named
 from .venv import install_repo, venv_python
 
@@ -73,13 +73,13 @@ def _commit_generated(repo: Path) -> None:
 
 def run_demo(destination: Path, answers: Mapping[str, Any], template: str | None = None) -> None:
     destination = destination.resolve()
-    if (destination / ".copier-answers.yml").is_file():
+    if (destination / ANSWERS_FILE).is_file():
         print(f"==> reusing the repository generated earlier in {destination}")
     else:
         print(f"==> generating {destination}")
         generate(destination, answers, template=template, vcs_ref=None)
         _commit_generated(destination)
-    generated = yaml.safe_load((destination / ".copier-answers.yml").read_text())
+    generated = yaml.safe_load((destination / ANSWERS_FILE).read_text())
     package = generated["package_name"]
     venv_dir = destination / ".venv"
     if venv_python(venv_dir).is_file():

@@ -15,7 +15,7 @@ from .paths import BUNDLED_DIR, is_bundled, template_root
 from .questions import load_questions
 from .release import release_tag, template_url
 
-ANSWERS_FILE = ".copier-answers.yml"
+ANSWERS_FILE = ".copier-answers.yml"  # copier.yml's _answers_file
 
 
 class GenerationError(Exception):
