@@ -1,9 +1,14 @@
-"""Train the model: seeded, reproducible, on CUDA when available.
+"""Train the model: seeded, reproducible, on CUDA when available, data-parallel under torchrun.
 
 Writes to `config.artifacts`: `model.pt` (weights plus what rebuilds the model),
 `metrics.json` (per-epoch history, final validation accuracy, run facts) and
-`plots/{loss,accuracy,confusion_matrix}.png`. The same seed and data give the same
-metrics.json on the same machine, bar `duration_seconds`.
+`plots/{loss,accuracy,confusion_matrix}.png`. The same seed, data and world size give the
+same metrics.json on the same machine, bar `duration_seconds`.
+
+Under `torchrun --nproc-per-node N` every rank trains on its shard of each epoch
+(DistributedSampler) and DistributedDataParallel averages the gradients; `batch_size` stays
+the global batch, split across the ranks, so a profile means the same run at any world
+size. Rank 0 alone validates and writes the artifacts.
 """
 
 from __future__ import annotations
@@ -16,39 +21,75 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    DistributedSampler,
+    RandomSampler,
+    Sampler,
+    TensorDataset,
+)
 from tqdm import tqdm
 
-from . import artifacts, data, modeling, plots
+from . import artifacts, data, distributed, modeling, plots
 from .config import Config
 from .families import Examples, get_family
 from .metrics import confusion_matrix
 
 
 def run(config: Config) -> dict[str, Any]:
-    """Train with `config`, write the artifacts, return the metrics written."""
+    """Train with `config`, write the artifacts, return the metrics written (on every rank)."""
+    world = distributed.from_environment()
+    world, device = distributed.start(world, modeling.resolve_device(config.train.device))
+    try:
+        return _run(config, world, device)
+    finally:
+        distributed.stop(world)
+
+
+def _run(config: Config, world: distributed.World, device: torch.device) -> dict[str, Any]:
     started = time.perf_counter()
-    device = modeling.resolve_device(config.train.device)
     modeling.make_deterministic(config.seed)
     splits = data.load_splits(config)
-    artifacts.discard_later_outputs("train", config.artifacts)
-    print(
-        f"training {config.model.family} on {len(splits.train)} examples "
-        f"(validation {len(splits.validation)}, test {len(splits.test)}) on {device}"
-    )
+    if world.is_main:
+        artifacts.discard_later_outputs("train", config.artifacts)
+        processes = f" x {world.size} processes ({world.backend})" if world.distributed else ""
+        print(
+            f"training {config.model.family} on {len(splits.train)} examples "
+            f"(validation {len(splits.validation)}, test {len(splits.test)}) on {device}"
+            f"{processes}"
+        )
 
+    # Every rank builds the same initial weights from the same seed (DDP also broadcasts
+    # rank 0's); afterwards each rank draws its own dropout masks.
     model = get_family(config.model.family).build_model(config.model, splits.train).to(device)
+    trained_model: nn.Module = model
+    if world.distributed:
+        torch.manual_seed(config.seed + world.rank)
+        trained_model = DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None
+        )
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.train.learning_rate, weight_decay=config.train.weight_decay
     )
-    loader = _train_loader(splits.train, config.train.batch_size, config.seed)
+    loader, sampler = _train_loader(splits.train, config.train.batch_size, config.seed, world)
 
     history = []
     predictions = np.zeros(0, dtype=np.int64)
     for epoch in range(1, config.train.epochs + 1):
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
         train_loss, train_accuracy = _train_one_epoch(
-            model, loader, optimizer, device, f"epoch {epoch}/{config.train.epochs}"
+            trained_model,
+            loader,
+            optimizer,
+            device,
+            world,
+            f"epoch {epoch}/{config.train.epochs}",
         )
+        if not world.is_main:
+            continue
         validation_loss, validation_accuracy, predictions = _evaluate(
             model, splits.validation, device
         )
@@ -67,6 +108,11 @@ def run(config: Config) -> dict[str, Any]:
             f"accuracy {validation_accuracy:.4f}"
         )
 
+    if not world.is_main:
+        # The other ranks' work is in rank 0's weights; they wait so that the job ends
+        # when the artifacts exist, not before.
+        distributed.barrier(world)
+        return {}
     # The last epoch's validation predictions are the final model's.
     confusion = confusion_matrix(splits.validation.y, predictions, config.model.num_classes)
     out = config.artifacts
@@ -79,6 +125,8 @@ def run(config: Config) -> dict[str, Any]:
     metrics = {
         "seed": config.seed,
         "device": device.type,
+        "world_size": world.size,
+        "distributed_backend": world.backend,
         "torch_version": torch.__version__,
         "data_source": config.data.source,
         "split_sizes": {
@@ -98,19 +146,31 @@ def run(config: Config) -> dict[str, Any]:
         f"{modeling.checkpoint_path(config)}, {out / artifacts.METRICS}, "
         f"{', '.join(str(path) for path in plot_paths)}"
     )
+    distributed.barrier(world)
     return metrics
 
 
-def _train_loader(examples: Examples, batch_size: int, seed: int) -> DataLoader:
-    """Shuffled batches from a seeded generator; whole batches are indexed at once."""
+def _train_loader(
+    examples: Examples, batch_size: int, seed: int, world: distributed.World
+) -> tuple[DataLoader, Sampler]:
+    """Shuffled batches from a seeded sampler; whole batches are indexed at once.
+
+    Under torchrun each rank gets its shard of the epoch's permutation and an equal share
+    of the global batch (rounded up), so every rank runs the same number of steps.
+    """
     dataset = TensorDataset(torch.from_numpy(examples.x), torch.from_numpy(examples.y))
-    generator = torch.Generator().manual_seed(seed)
-    batches = BatchSampler(
-        RandomSampler(dataset, generator=generator), batch_size=batch_size, drop_last=False
-    )
+    sampler: Sampler
+    if world.distributed:
+        sampler = DistributedSampler(
+            dataset, num_replicas=world.size, rank=world.rank, shuffle=True, seed=seed
+        )
+        batch_size = -(-batch_size // world.size)
+    else:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+    batches = BatchSampler(sampler, batch_size=batch_size, drop_last=False)
     # batch_size=None: the sampler already yields index lists, and a TensorDataset indexed
     # with a list returns the whole batch, which is much faster than collating one by one.
-    return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=0)
+    return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=0), sampler
 
 
 def _train_one_epoch(
@@ -118,13 +178,18 @@ def _train_one_epoch(
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
+    world: distributed.World,
     description: str,
 ) -> tuple[float, float]:
-    """Mean training loss and accuracy over the epoch (with dropout active)."""
+    """Mean training loss and accuracy over the epoch and every rank (with dropout active)."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     progress = tqdm(
-        loader, desc=description, file=sys.stderr, leave=False, disable=not sys.stderr.isatty()
+        loader,
+        desc=description,
+        file=sys.stderr,
+        leave=False,
+        disable=not (world.is_main and sys.stderr.isatty()),
     )
     for x, y in progress:
         inputs = _as_float(x).to(device)
@@ -138,6 +203,9 @@ def _train_one_epoch(
         correct += int((logits.argmax(dim=1) == targets).sum())
         seen += len(targets)
         progress.set_postfix(loss=f"{total_loss / seen:.4f}")
+    total_loss, correct, seen = distributed.sum_across_ranks(
+        [total_loss, correct, seen], world, device
+    )
     return total_loss / seen, correct / seen
 
 
