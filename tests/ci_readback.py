@@ -29,6 +29,8 @@ class Job:
     downloads: set[str]  # stages whose artifacts this job reads
     keeps: list[str]  # paths this job keeps for later jobs
     environment: str | None = None
+    runner: str | None = None  # the runner label, None on the default runner
+    torch_backend: str | None = None  # UV_TORCH_BACKEND of its install step
 
 
 # --- GitLab ----------------------------------------------------------------------------
@@ -71,6 +73,9 @@ def read_gitlab(repo: Path) -> list[Job]:
         artifacts = job.get("artifacts", {})
         keeps = [path for path in artifacts.get("paths", [])]
         environment = job.get("environment", {}).get("name")
+        tags = job.get("tags", [])
+        assert len(tags) <= 1, (name, tags)
+        variables = {**document["variables"], **job.get("variables", {})}
         jobs.append(
             Job(
                 name,
@@ -80,6 +85,8 @@ def read_gitlab(repo: Path) -> list[Job]:
                 downloads,
                 keeps,
                 environment,
+                tags[0] if tags else None,
+                variables["UV_TORCH_BACKEND"],
             )
         )
     return jobs
@@ -127,6 +134,8 @@ def read_github_workflow(path: Path, workflow: str) -> list[Job]:
             for line in step["with"]["path"].split()
         ]
         environment = job.get("environment")
+        runs_on = job["runs-on"]
+        env = {**document["env"], **install.get("env", {})}
         jobs.append(
             Job(
                 name,
@@ -136,6 +145,8 @@ def read_github_workflow(path: Path, workflow: str) -> list[Job]:
                 downloads,
                 keeps,
                 environment,
+                None if runs_on == emit_github.RUNNER else runs_on,
+                env["UV_TORCH_BACKEND"],
             )
         )
     return jobs
@@ -182,9 +193,15 @@ def _jenkins_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return flat
 
 
+def _jenkins_environment(section: dict[str, Any] | None) -> dict[str, Any]:
+    entries = (section or {}).get("block") or []
+    return {entry["assign"]: entry["value"].get("lit") for entry in entries}
+
+
 def read_jenkins(repo: Path, default_branch: str, tag_pattern: str) -> list[Job]:
     tree = jenkinsfile.parse_tree(repo / "Jenkinsfile")
     found = jenkinsfile.sections(jenkinsfile.pipeline_block(tree))
+    pipeline_env = _jenkins_environment(found.get("environment"))
     jobs = []
     for node in found["stages"]["block"]:
         name = node["args"][0]["lit"]
@@ -203,6 +220,13 @@ def read_jenkins(repo: Path, default_branch: str, tag_pattern: str) -> list[Job]
             if step["call"] == "stash"
             for path in dict(step["named"])["includes"]["lit"].split(",")
         ]
+        agent = parts.get("agent")
+        runner = None
+        if agent:
+            [label] = agent["block"]
+            assert label["call"] == "label", (name, agent)
+            runner = label["args"][0]["lit"]
+        env = {**pipeline_env, **_jenkins_environment(parts.get("environment"))}
         jobs.append(
             Job(
                 name,
@@ -212,6 +236,8 @@ def read_jenkins(repo: Path, default_branch: str, tag_pattern: str) -> list[Job]
                 downloads,
                 keeps,
                 None,
+                runner,
+                env["UV_TORCH_BACKEND"],
             )
         )
     return jobs

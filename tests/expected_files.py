@@ -38,6 +38,7 @@ ALWAYS = {
     "tests/serving_fixtures.py",
     "tests/test_config.py",
     "tests/test_data.py",
+    "tests/test_distributed.py",
     "tests/test_download.py",
     "tests/test_gate.py",
     "tests/test_gitops_overlay.py",
@@ -84,6 +85,7 @@ PACKAGE_MODULES = {
     "serve/server.py",
     "serve/settings.py",
     "train.py",
+    "distributed.py",
     "verify.py",
 }
 
@@ -101,12 +103,17 @@ FAMILY_FILES = {
 OVERLAY_FILES = ("kustomization.yaml", "deployment-resources.yaml", "hpa-bounds.yaml")
 
 
-def ci_files(ci_systems: list[str], environments: list[str]) -> set[str]:
+def ci_files(
+    ci_systems: list[str], environments: list[str], gpu_runner_label: str = ""
+) -> set[str]:
     files = set()
     if "github" in ci_systems:
         files |= {".github/workflows/ci.yml", ".github/workflows/release.yml"}
         if len(environments) > 1:
             files.add(".github/workflows/promote.yml")
+        if gpu_runner_label:
+            # actionlint must know the self-hosted label that train runs on.
+            files.add(".github/actionlint.yaml")
     if "gitlab" in ci_systems:
         files.add(".gitlab-ci.yml")
     if "jenkins" in ci_systems:
@@ -123,5 +130,5 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     files |= {f"src/{package}/{module}" for module in PACKAGE_MODULES}
     files |= {path.format(package=package) for path in FAMILY_FILES[family]}
     files |= {f"deploy/overlays/{env}/{name}" for env in environments for name in OVERLAY_FILES}
-    files |= ci_files(ci_systems, environments)
+    files |= ci_files(ci_systems, environments, answers.get("gpu_runner_label", ""))
     return files

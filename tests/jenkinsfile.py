@@ -7,7 +7,9 @@ No Jenkins can run here. What stands in for it:
   against Jenkins' own schema (../shared/schemas/jenkins/declarative-ast-schema.json), plus
   the semantic rules Jenkins applies before running (`semantic_errors`);
 - execution (`run_pipeline`): stages in order, `when` honoured (branch, tag, anyOf,
-  allOf, not, beforeInput), `input` approved only where the caller says so, `sh` steps
+  allOf, not, beforeInput), `input` approved only where the caller says so, a stage's
+  `agent { label }` run in that agent's own workspace (or left waiting, as Jenkins waits,
+  when no agent has the label), a stage's `environment` applied, `sh` steps
   run with `sh -xe` as Jenkins does, `stash`/`unstash`/`archiveArtifacts` copy files,
   `withCredentials` binds from a credentials map, `junit` reads the reports in `post`.
   Anything else fails loudly rather than being skipped.
@@ -525,6 +527,13 @@ def _pipeline_environment(
     return values
 
 
+def _agent_label(node: dict[str, Any]) -> str:
+    [entry] = node["block"] or [{"call": "?"}]
+    if entry["call"] != "label":
+        raise JenkinsfileError(f"the harness runs stage agents by label, not {source_text(node)}")
+    return str(_literal(entry["args"][0]))
+
+
 def run_pipeline(
     jenkinsfile: Path,
     workspace: Path,
@@ -536,8 +545,14 @@ def run_pipeline(
     params: dict[str, str] | None = None,
     credentials: dict[str, tuple[str, str]] | None = None,
     extra_env: dict[str, str] | None = None,
+    agents: dict[str, Path] | None = None,
 ) -> PipelineRun:
-    """Run the Jenkinsfile's stages in `workspace` as a Jenkins agent would."""
+    """Run the Jenkinsfile's stages in `workspace` as a Jenkins agent would.
+
+    `agents` maps an agent label to that agent's workspace, a checkout of the same commit
+    (what Jenkins' default checkout gives a stage with its own `agent`): only stashes and
+    archives travel between workspaces.
+    """
     found = sections(pipeline_block(parse_tree(jenkinsfile)))
     defaults = {}
     for parameter in (found.get("parameters") or {}).get("block") or []:
@@ -571,18 +586,32 @@ def run_pipeline(
             runs.append(StageRun(name, "waiting"))
             stopped = True
             continue
+        stage_workspace = workspace
+        if "agent" in parts:
+            label = _agent_label(parts["agent"])
+            if label not in (agents or {}):
+                # Jenkins queues the stage until an agent with the label comes online.
+                runs.append(StageRun(name, "waiting"))
+                stopped = True
+                continue
+            stage_workspace = (agents or {})[label]
+        stage_env = {**env, "WORKSPACE": str(stage_workspace)}
+        stage_env.update(_pipeline_environment(parts.get("environment"), parameters, stage_env))
         run = StageRun(name, "passed")
         runs.append(run)
+        harness.workspace = stage_workspace
         try:
             harness.run_steps(
                 parts["steps"]["block"] or [],
-                dict(env),
+                stage_env,
                 run.commands,
                 _timeout_seconds(parts.get("options")),
             )
         except (_StepFailed, subprocess.TimeoutExpired):
             run.status = "failed"
             stopped = True
+        finally:
+            harness.workspace = workspace
     failed = any(run.status == "failed" for run in runs)
     for condition in (found.get("post") or {}).get("block") or []:
         applies = {"always": True, "success": not failed, "failure": failed}

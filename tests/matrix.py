@@ -32,6 +32,7 @@ NON_DEFAULT_TEXT: dict[str, Any] = {
     "namespace_prefix": "retention-churn",
     "gitops_repo_url": "git@git.example.org:retention/churn-deploy.git",
     "argocd_namespace": "gitops",
+    "gpu_runner_label": "gpu-a100",
 }
 
 # Valid answers that a careless template breaks: quotes, ": #", unicode, shell syntax,
@@ -52,6 +53,7 @@ ADVERSARIAL_TEXT: dict[str, Any] = {
     "namespace_prefix": "n" + "-a9" * 16 + "b",
     "gitops_repo_url": "ssh://git@git.example.com:2222/team/sub%20dir/repo_v2.git",
     "argocd_namespace": "a" + "-b" * 30 + "c",
+    "gpu_runner_label": "G" + "_.-9" * 15 + "xy",
 }
 
 

@@ -155,6 +155,51 @@ def test_jenkins_rules_catch_duplicate_stages_and_unknown_conditions(tmp_path):
     assert "unknown post condition 'sometimes'" in errors
 
 
+AGENT_JENKINSFILE = """
+pipeline {
+    agent any
+    environment {
+        WHERE = 'controller'
+    }
+    stages {
+        stage('on-gpu') {
+            agent {
+                label 'gpu'
+            }
+            environment {
+                WHERE = 'gpu'
+            }
+            steps {
+                sh 'echo "$WHERE" > made.txt'
+                stash name: 'made', includes: 'made.txt'
+            }
+        }
+        stage('after') {
+            steps {
+                unstash 'made'
+                sh 'cp made.txt seen.txt && echo "$WHERE" >> seen.txt'
+            }
+        }
+    }
+}
+"""
+
+
+def test_the_harness_runs_a_stage_agent_in_its_own_workspace_or_waits_for_one(tmp_path):
+    path = tmp_path / "Jenkinsfile"
+    path.write_text(AGENT_JENKINSFILE, encoding="utf-8")
+    main, gpu = tmp_path / "main", tmp_path / "gpu"
+    main.mkdir()
+    gpu.mkdir()
+    run = jenkinsfile.run_pipeline(path, main, tmp_path / "a", branch="main", agents={"gpu": gpu})
+    assert [stage.status for stage in run.stages] == ["passed", "passed"]
+    assert (gpu / "made.txt").read_text().split() == ["gpu"]
+    assert (main / "seen.txt").read_text().split() == ["gpu", "controller"]
+    # No agent carries the label: Jenkins queues the stage, and nothing after it runs.
+    waiting = jenkinsfile.run_pipeline(path, main, tmp_path / "b", branch="main")
+    assert [stage.status for stage in waiting.stages] == ["waiting", "skipped"]
+
+
 def test_a_groovy_syntax_error_is_reported(tmp_path):
     path = tmp_path / "Jenkinsfile"
     path.write_text("pipeline { stages { stage('a') { steps { sh 'x' }\n", encoding="utf-8")

@@ -116,9 +116,24 @@ def _produced_twice(document):
     stage_entry(document, "verify")["outputs"] = ["artifacts/model.onnx"]
 
 
+def _unknown_runner_class(document):
+    stage_entry(document, "train")["runner"] = "tpu"
+
+
+def _runner_not_defined(document):
+    document["runners"] = {}
+
+
+def _bad_torch_backend(document):
+    document["runners"]["gpu"]["torch_backend"] = "cuda-13"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
+        (_unknown_runner_class, "stage 'train': unknown runner 'tpu'; use one of gpu"),
+        (_runner_not_defined, "stage 'train' asks for runner 'gpu', which runners does not"),
+        (_bad_torch_backend, "runners.gpu: 'cuda-13' is not a uv torch backend"),
         (_rename_first_need, "stage 'train' needs 'lnt', which is not a stage"),
         (_cycle, "stage 'lint' is in a cycle of needs: lint -> verify -> export"),
         (_never_produced, "stage 'verify' consumes artifacts/missing.bin, which no stage produces"),
@@ -261,7 +276,7 @@ def test_every_emitted_file_is_headed_by_its_source_and_command():
 PARITY_CASES = [
     {"environments": ALL_ENVIRONMENTS},
     {"environments": ["dev", "prod"], "python_version": "3.12", "package_name": "churn_core"},
-    {"environments": ["dev", "staging"]},
+    {"environments": ["dev", "staging"], "gpu_runner_label": "gpu-a100"},
     {"environments": ["dev"], "package_name": "churn_core"},
 ]
 
@@ -287,6 +302,10 @@ def assert_same_flow(jobs: list[ci_readback.Job], pipeline: Pipeline, dialect: s
             # Jenkins stashes artifacts; its test reports are read by `junit` in post.
             dialect == "jenkins" and job.keeps == list(stage.outputs)
         ), (dialect, job.name)
+        # A stage asking for the GPU runner runs there, with CUDA torch, only when the
+        # answers name its label; every other job installs the CPU wheel.
+        assert job.runner == stage.runner_label, (dialect, job.name)
+        assert job.torch_backend == pipeline.torch_backend(stage), (dialect, job.name)
 
 
 def test_gitlab_has_the_spec_graph_commands_and_artifact_flow(rendered):

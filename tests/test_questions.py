@@ -53,6 +53,11 @@ BAD_ANSWERS = [
     ),
     ({"gitops_repo_url": "deploy-repo"}, "is not a Git URL without credentials"),
     ({"argocd_namespace": "Argo CD"}, "is not a Kubernetes namespace name"),
+    ({"gpu_runner_label": "gpu a100"}, "must be one runner label"),
+    ({"gpu_runner_label": "-gpu"}, "must be one runner label"),
+    ({"gpu_runner_label": "g" * 64}, "must be one runner label"),
+    ({"gpu_runner_label": "gpu\n"}, "must be one runner label"),
+    ({"gpu_runner_label": "gpu'; rm -rf /"}, "must be one runner label"),
 ]
 
 

@@ -9,6 +9,7 @@ All three emitters use these helpers so that they make the same decisions.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import yaml
 
@@ -50,6 +51,33 @@ def condition(pipeline: Pipeline, stage: Stage) -> str | None:
     if not pipeline.is_optional(stage):
         return None
     return f"'{stage.environment}' in environments"
+
+
+def runner_test(pipeline: Pipeline, stage: Stage) -> str | None:
+    """The Jinja test under which a stage runs on its runner class, None for no class.
+
+    The class is in use when the repository's answer names its label (non-empty).
+    """
+    if stage.runner is None:
+        return None
+    return pipeline.runner(stage.runner).label_answer
+
+
+def runner_label(pipeline: Pipeline, stage: Stage) -> str:
+    """Jinja for the label of the stage's runner (the repository's answer)."""
+    return f"{{{{ {runner_test(pipeline, stage)} }}}}"
+
+
+def append_block(
+    lines: list[str], test: str, block: list[str], mark: Callable[[str], str] = str
+) -> None:
+    """Add `block` (whole lines) after `lines`, kept only when the Jinja `test` holds.
+
+    `lines` are joined with newlines later, so the opening tag ends the last line and the
+    closing tag ends the block's last line: a false test leaves not even a blank line.
+    `mark` lets an emitter flag the tags (GitHub wraps everything else in raw blocks).
+    """
+    lines[-1] += mark(f"{{% if {test} %}}") + "\n" + "\n".join(block) + mark("{% endif %}")
 
 
 def need(pipeline: Pipeline, name: str) -> str:

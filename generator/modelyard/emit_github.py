@@ -125,6 +125,10 @@ def steps(pipeline: Pipeline, stage: Stage, cache: bool) -> list[str]:
         "      - name: Install",
         f"        run: {ci_jinja.yaml_scalar(INSTALL_STEP)}",
     ]
+    on_runner = ci_jinja.runner_test(pipeline, stage)
+    if on_runner:
+        backend = f"          UV_TORCH_BACKEND: {pipeline.torch_backend(stage)}"
+        ci_jinja.append_block(lines, on_runner, ["        env:", backend], mark=jinja)
     for producer in pipeline.producers(stage):
         lines += [
             f"      - name: Download the artifacts of {producer.name}",
@@ -185,7 +189,15 @@ def job(pipeline: Pipeline, stage: Stage, in_promotion: bool = False, release: b
     condition = None if release else job_condition(pipeline, stage)
     if condition:
         lines += ci_jinja.folded("    ", "if", condition)
-    lines += [f"    runs-on: {RUNNER}", f"    timeout-minutes: {stage.timeout_minutes}"]
+    runs_on = RUNNER
+    on_runner = ci_jinja.runner_test(pipeline, stage)
+    if on_runner:
+        # A self-hosted runner's label or a larger runner's name; see README.md.
+        label = ci_jinja.runner_label(pipeline, stage)
+        runs_on = (
+            jinja(f"{{% if {on_runner} %}}{label}{{% else %}}") + RUNNER + jinja("{% endif %}")
+        )
+    lines += [f"    runs-on: {runs_on}", f"    timeout-minutes: {stage.timeout_minutes}"]
     permissions: dict[str, str] = {}
     for kind in stage.credentials:
         permissions.update(CREDENTIAL_PERMISSIONS[kind])
@@ -233,9 +245,11 @@ def _workflow_env(pipeline: Pipeline) -> list[str]:
     expression = f"${{{{ vars.INSTALL_COMMAND || '{install}' }}}}"
     return [
         "env:",
-        "  # Installs the repository into .venv (torch from the PyTorch CPU wheel index); the",
+        "  # Installs the repository into .venv (torch from the index UV_TORCH_BACKEND names); the",
         "  # repository variable INSTALL_COMMAND replaces it, e.g. to use a package mirror.",
         *ci_jinja.folded("  ", "INSTALL_COMMAND", expression),
+        "  # The torch wheel index the install step uses; GPU jobs set their CUDA backend.",
+        f"  UV_TORCH_BACKEND: {pipeline.install.torch_backend}",
         "  # The training profile; the stages default to configs/smoke.yaml when it is unset.",
         "  MODEL_CONFIG: ${{ vars.MODEL_CONFIG }}",
         "",

@@ -72,6 +72,12 @@ def job(pipeline: Pipeline, stage: Stage) -> str:
     interruptible = stage.environment is None
     lines.append(f"  interruptible: {'true' if interruptible else 'false'}")
     lines.append(f"  timeout: {stage.timeout_minutes}m")
+    on_runner = ci_jinja.runner_test(pipeline, stage)
+    if on_runner:
+        # Runners registered with this tag pick the job up (for GPUs: a docker executor
+        # with `gpus = "all"`, or a shell runner on a GPU machine).
+        label = ci_jinja.runner_label(pipeline, stage)
+        ci_jinja.append_block(lines, on_runner, ["  tags:", f"    - {label}"])
     variables = {
         name: value
         for kind in stage.credentials
@@ -80,6 +86,9 @@ def job(pipeline: Pipeline, stage: Stage) -> str:
     if variables:
         lines.append("  variables:")
         lines += [f"    {name}: {ci_jinja.yaml_scalar(value)}" for name, value in variables.items()]
+    if on_runner:
+        backend = f"    UV_TORCH_BACKEND: {pipeline.torch_backend(stage)}"
+        ci_jinja.append_block(lines, on_runner, [*([] if variables else ["  variables:"]), backend])
     if stage.cache:
         lines += [
             "  cache:",
@@ -130,7 +139,9 @@ def emit(pipeline: Pipeline) -> str:
         "variables:",
         f"  UV_CACHE_DIR: {ci_jinja.yaml_scalar('$CI_PROJECT_DIR/' + pipeline.install.cache_dir)}",
         "  UV_LINK_MODE: copy",
-        "  # Installs this repository into .venv (torch from the PyTorch CPU wheel index).",
+        "  # The torch wheel index the install step uses; GPU jobs set their CUDA backend.",
+        f"  UV_TORCH_BACKEND: {pipeline.install.torch_backend}",
+        "  # Installs this repository into .venv (torch from the index UV_TORCH_BACKEND names).",
         "  # A CI/CD variable of the same name replaces it, e.g. to use a package mirror.",
         *ci_jinja.folded("  ", "INSTALL_COMMAND", install),
         "",

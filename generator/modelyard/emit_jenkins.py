@@ -116,14 +116,32 @@ def stage_block(pipeline: Pipeline, stage: Stage) -> str:
         "}",
     ]
     lines = [f"stage({groovy_string(stage.name)}) {{", *[f"    {line}" for line in body], "}"]
-    return "".join(f"        {line}\n" for line in lines)
+    text = "".join(f"        {line}\n" for line in lines)
+    on_runner = ci_jinja.runner_test(pipeline, stage)
+    if on_runner:
+        # The stage moves to an agent with this label; it checks out the code there again
+        # and stashes its outputs as usual, so the next stages find them.
+        label = groovy_string(ci_jinja.runner_label(pipeline, stage))
+        backend = groovy_string(pipeline.torch_backend(stage))
+        runner = [
+            "agent {",
+            f"    label {label}",
+            "}",
+            "environment {",
+            f"    UV_TORCH_BACKEND = {backend}",
+            "}",
+        ]
+        head, rest = text.split("\n", 1)
+        block = "".join(f"            {line}\n" for line in runner)
+        text = f"{head}\n{ci_jinja.if_block(on_runner, block)}{rest}"
+    return text
 
 
 def emit(pipeline: Pipeline) -> str:
     reports = ",".join(report for stage in pipeline.stages for report in stage.reports)
     install = ci_jinja.install_command(pipeline)
     description = (
-        "Installs this repository into .venv (torch from the PyTorch CPU wheel index); "
+        "Installs this repository into .venv (torch from the wheel index UV_TORCH_BACKEND names); "
         "replace it to use a package mirror"
     )
     head = [
@@ -146,6 +164,7 @@ def emit(pipeline: Pipeline) -> str:
         # A parameter is not in the environment of a job's very first build; this is.
         '        INSTALL_COMMAND = "${params.INSTALL_COMMAND}"',
         "        UV_LINK_MODE = 'copy'",
+        f"        UV_TORCH_BACKEND = {groovy_string(pipeline.install.torch_backend)}",
         "    }",
         "    stages {",
     ]

@@ -40,6 +40,10 @@ RUNS_ON = {
     "manual": {"default-branch"},
 }
 CREDENTIAL_KINDS = ("registry", "git")
+# Runner classes a stage may ask for with `runner:`. Each is off until the repository names
+# its label in the Copier answer `<class>_runner_label`; until then the stage runs on the
+# default runner like every other.
+RUNNER_CLASSES = ("gpu",)
 PLACEHOLDERS = ("package", "python_version", "environment", "previous_environment")
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -53,6 +57,7 @@ _TOP_LEVEL_KEYS = {
     "pipeline_timeout_minutes",
     "environments",
     "install",
+    "runners",
     "stages",
 }
 _STAGE_KEYS = {
@@ -69,6 +74,7 @@ _STAGE_KEYS = {
     "credentials",
     "concurrency",
     "cache",
+    "runner",
     "timeout_minutes",
 }
 
@@ -90,6 +96,23 @@ class Install:
     command: str
     cache_key_files: tuple[str, ...]
     cache_dir: str
+    # uv's --torch-backend, passed as UV_TORCH_BACKEND to every job: which torch wheel
+    # index the install step resolves torch from (cpu, cu130, ...).
+    torch_backend: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Runner:
+    """A class of runner a stage may ask for; its label comes from the repository's answers."""
+
+    name: str
+    # The torch wheel the install step takes on this runner (UV_TORCH_BACKEND).
+    torch_backend: str
+
+    @property
+    def label_answer(self) -> str:
+        """The Copier answer naming this runner's label; empty keeps the default runner."""
+        return f"{self.name}_runner_label"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +138,11 @@ class Stage:
     credentials: tuple[str, ...] = ()
     concurrency: str | None = None
     cache: bool = True
+    # A runner class from `runners` (off until the repository names its label). In a
+    # pipeline resolved `for_answers`, None unless the answers name the label, which is
+    # then `runner_label`.
+    runner: str | None = None
+    runner_label: str | None = None
     timeout_minutes: int = 30
 
     @property
@@ -139,6 +167,7 @@ class Pipeline:
     pipeline_timeout_minutes: int
     environments: tuple[Environment, ...]
     install: Install
+    runners: tuple[Runner, ...]
     # In a topological order that keeps the spec's order where the graph allows it.
     stages: tuple[Stage, ...]
 
@@ -147,6 +176,18 @@ class Pipeline:
             if stage.name == name:
                 return stage
         raise KeyError(name)
+
+    def runner(self, name: str) -> Runner:
+        for runner in self.runners:
+            if runner.name == name:
+                return runner
+        raise KeyError(name)
+
+    def torch_backend(self, stage: Stage) -> str:
+        """The torch wheel `stage` installs when its runner class is in use."""
+        if stage.runner is None:
+            return self.install.torch_backend
+        return self.runner(stage.runner).torch_backend
 
     def environment(self, name: str) -> Environment:
         for environment in self.environments:
@@ -231,11 +272,18 @@ class Pipeline:
                 "environment": stage.environment or "",
                 "previous_environment": self._previous_chosen(stage, chosen),
             }
+            label = (
+                str(answers.get(self.runner(stage.runner).label_answer) or "") or None
+                if stage.runner
+                else None
+            )
             resolved.append(
                 dataclasses.replace(
                     stage,
                     needs=needs,
                     run=tuple(fill_placeholders(line, values) for line in stage.run),
+                    runner=stage.runner if label else None,
+                    runner_label=label,
                 )
             )
         install = dataclasses.replace(
@@ -286,6 +334,7 @@ def parse_pipeline(document: Any) -> Pipeline:
         )
     environments = _parse_environments(spec["environments"])
     install = _parse_install(spec["install"])
+    runners = _parse_runners(spec["runners"])
     raw_stages = spec["stages"]
     if not isinstance(raw_stages, list) or not raw_stages:
         raise PipelineError("stages must be a non-empty list")
@@ -301,9 +350,16 @@ def parse_pipeline(document: Any) -> Pipeline:
         ),
         environments=environments,
         install=install,
+        runners=runners,
         stages=tuple(_topological_order(stages)),
     )
     _check_graph(pipeline)
+    for stage in pipeline.stages:
+        if stage.runner and stage.runner not in {runner.name for runner in pipeline.runners}:
+            raise PipelineError(
+                f"stage {stage.name!r} asks for runner {stage.runner!r}, which runners "
+                "does not define"
+            )
     return pipeline
 
 
@@ -327,7 +383,7 @@ def _parse_environments(raw: Any) -> tuple[Environment, ...]:
 
 
 def _parse_install(raw: Any) -> Install:
-    keys = {"command", "cache_key_files", "cache_dir"}
+    keys = {"command", "cache_key_files", "cache_dir", "torch_backend"}
     entry = _mapping(raw, "install", required=keys, allowed=keys)
     command = _string(entry["command"], "install.command")
     unknown = [name for name in placeholders_in(command) if name != "python_version"]
@@ -337,7 +393,33 @@ def _parse_install(raw: Any) -> Install:
         command=command,
         cache_key_files=tuple(_strings(entry["cache_key_files"], "install.cache_key_files")),
         cache_dir=_relative_path(entry["cache_dir"], "install.cache_dir"),
+        torch_backend=_torch_backend(entry["torch_backend"], "install.torch_backend"),
     )
+
+
+def _parse_runners(raw: Any) -> tuple[Runner, ...]:
+    if not isinstance(raw, dict):
+        raise PipelineError("runners must be a mapping of runner class to its settings")
+    runners = []
+    for name, settings in raw.items():
+        if name not in RUNNER_CLASSES:
+            raise PipelineError(
+                f"runners: unknown runner class {name!r}; known: {', '.join(RUNNER_CLASSES)}"
+            )
+        where = f"runners.{name}"
+        entry = _mapping(settings, where, required={"torch_backend"}, allowed={"torch_backend"})
+        runners.append(Runner(name, _torch_backend(entry["torch_backend"], where)))
+    return tuple(runners)
+
+
+def _torch_backend(value: Any, where: str) -> str:
+    # uv's names: cpu, auto, cuNNN, rocmX.Y[.Z], xpu.
+    backend = _string(value, where)
+    if not re.fullmatch(r"cpu|auto|xpu|cu[0-9]{2,3}|rocm[0-9]+(\.[0-9]+){1,2}", backend):
+        raise PipelineError(
+            f"{where}: {backend!r} is not a uv torch backend (cpu, auto, cu130, rocm6.4, xpu)"
+        )
+    return backend
 
 
 def _parse_stage(raw: Any, index: int) -> Stage:
@@ -377,6 +459,11 @@ def _parse_stage(raw: Any, index: int) -> Stage:
     cache = entry.get("cache", True)
     if not isinstance(cache, bool):
         raise PipelineError(f"{where}: cache must be true or false")
+    runner = entry.get("runner")
+    if runner is not None and runner not in RUNNER_CLASSES:
+        raise PipelineError(
+            f"{where}: unknown runner {runner!r}; use one of {', '.join(RUNNER_CLASSES)}"
+        )
     return Stage(
         name=name,
         when=when,
@@ -397,6 +484,7 @@ def _parse_stage(raw: Any, index: int) -> Stage:
         if "concurrency" in entry
         else None,
         cache=cache,
+        runner=runner,
         timeout_minutes=_positive_int(entry.get("timeout_minutes", 30), f"{where}: timeout"),
     )
 
