@@ -14,6 +14,7 @@ ALWAYS = {
     ".gitignore",
     ".yamllint.yaml",
     "Dockerfile",
+    "train.Dockerfile",
     "README.md",
     "pyproject.toml",
     "bench/bench_serve.py",
@@ -34,7 +35,15 @@ ALWAYS = {
     "deploy/components/monitoring/kustomization.yaml",
     "deploy/components/monitoring/prometheusrule.yaml",
     "deploy/components/monitoring/servicemonitor.yaml",
+    "deploy/training/kustomization.yaml",
+    "deploy/training/launcher-rbac.yaml",
+    "deploy/training/namespace.yaml",
+    "deploy/training/serviceaccounts.yaml",
+    "deploy/training/volumes.yaml",
+    "deploy/training/job/output-reader.yaml",
+    "deploy/training/job/trainjob.yaml",
     "tests/conftest.py",
+    "tests/fake_kubectl.py",
     "tests/serving_fixtures.py",
     "tests/test_config.py",
     "tests/test_data.py",
@@ -51,6 +60,7 @@ ALWAYS = {
     "tests/test_serve_protocol.py",
     "tests/test_serve_runtime.py",
     "tests/test_training.py",
+    "tests/test_trainjob.py",
 }
 
 PACKAGE_MODULES = {
@@ -85,6 +95,7 @@ PACKAGE_MODULES = {
     "serve/server.py",
     "serve/settings.py",
     "train.py",
+    "trainjob.py",
     "distributed.py",
     "verify.py",
 }

@@ -20,7 +20,7 @@ from modelyard.paths import REPO_ROOT
 
 import jenkinsfile
 from ci_tools import tool, tool_env
-from conftest import render
+from conftest import git, render
 from matrix import ADVERSARIAL_TEXT
 
 JENKINS_SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "jenkins" / "declarative-ast-schema.json"
@@ -56,7 +56,11 @@ def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
 )
 def repo(request, tmp_path_factory) -> Path:
     answers = {"ci_systems": ["github", "gitlab", "jenkins"], **request.param}
-    return render(tmp_path_factory.mktemp("lint") / "repo", answers)
+    repo = render(tmp_path_factory.mktemp("lint") / "repo", answers)
+    # A checkout, as on a CI runner: actionlint reads .github/actionlint.yaml of the project
+    # it finds by its .git folder.
+    git("init", "-q", cwd=repo)
+    return repo
 
 
 def workflows(repo: Path) -> list[str]:
@@ -86,7 +90,7 @@ def test_gitlab_ci_schema(repo):
 
 def test_yamllint_strict(repo):
     # -s: warnings fail too; the generated repo's own configuration.
-    files = [*workflows(repo), ".gitlab-ci.yml"]
+    files = [*workflows(repo), ".gitlab-ci.yml", *map(str, repo.glob(".github/*.yaml"))]
     assert_clean(run(tool("yamllint"), "-s", "-c", ".yamllint.yaml", *files, cwd=repo))
 
 

@@ -1,12 +1,14 @@
-"""The serving image of a generated repository: linted, really built, run, probed, pushed.
+"""The images of a generated repository: linted, really built and run; serving probed, pushed.
 
-Three groups:
-- hadolint is clean on the Dockerfile of every case of the render matrix;
+Four groups:
+- hadolint is clean on the Dockerfile and train.Dockerfile of every case of the matrix;
 - the `build-image` / `push-image` entry points, run with stand-in builders on PATH: the
   command lines they run, the files they write, and the one-line errors they give;
 - (marker `container`) a real podman build of a repository whose smoke pipeline exported
   the model, run read-only as its non-root user, probed over HTTP against onnxruntime
-  in-process, then pushed to the local registry and pulled back by the recorded digest.
+  in-process, then pushed to the local registry and pulled back by the recorded digest;
+- (marker `container`) a real podman build of train.Dockerfile, run the way the TrainJob
+  runs it: torchrun with two processes, as the image's user, writing to a mounted volume.
 
 The container tests need what tests/container/setup-podman.sh installs (ci/setup.sh runs
 it as root). Without it they fail, never skip: a CI machine without podman is broken.
@@ -67,6 +69,11 @@ def test_dockerfile_is_hadolint_clean(render_repo, answers: dict[str, Any]) -> N
     assert f"ARG BASE_IMAGE=python:{version}-slim\n" in dockerfile
     assert f'ENTRYPOINT ["python", "-m", "{package}"]' in dockerfile
     assert (repo / ".dockerignore").is_file()
+    training = subprocess.run(
+        [hadolint, "--no-color", "train.Dockerfile"], cwd=repo, capture_output=True, text=True
+    )
+    assert training.returncode == 0, training.stdout + training.stderr
+    assert f"ARG BASE_IMAGE=python:{version}-slim\n" in (repo / "train.Dockerfile").read_text()
 
 
 # --- build-image / push-image with stand-in builders --------------------------------------
@@ -570,3 +577,55 @@ def test_push_records_the_digest_that_pulls_the_same_image(
     finally:
         # The other tests of this module use the tag, whatever order they run in.
         podman("tag", pinned, built.reference, check=False)
+
+
+# --- the training image ---------------------------------------------------------------
+
+# torch from this machine's wheel folder (the CPU build of the pinned version, which pip
+# prefers to PyPI's as 2.13.0+cpu sorts above 2.13.0); no PyTorch index can be reached.
+LOCAL_WHEELS = "/opt/wheels"
+
+
+@pytest.mark.container
+def test_training_image_runs_torchrun_as_the_trainjob_does(tmp_path: Path) -> None:
+    base = podman("image", "exists", "localhost/python:3.11-slim", check=False)
+    assert base.returncode == 0, f"the base image is missing: {SETUP_HINT}"
+    repo = render(tmp_path / "fraud-detector")
+    tag = "localhost/modelyard-tests/fraud-detector-train:test"
+    started = time.perf_counter()
+    podman(
+        "build", "--pull=never", "--network", "host", "--file", "train.Dockerfile",
+        "--volume", f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
+        "--volume", f"{LOCAL_WHEELS}:{LOCAL_WHEELS}:ro",
+        "--build-arg", "TORCH_INDEX_URL=https://pypi.org/simple",
+        "--build-arg", f"PIP_FIND_LINKS={LOCAL_WHEELS}",
+        "--tag", tag, str(repo),
+        timeout=900,
+    )  # fmt: skip
+    print(f"\npodman build train.Dockerfile: {time.perf_counter() - started:.1f} s")
+    output = tmp_path / "output"
+    output.mkdir()
+    # The TrainJob's fsGroup makes the volume writable for the image's user; here, the mode.
+    output.chmod(0o777)
+    try:
+        versions = podman(
+            "run", "--rm", tag, "python", "-c", "import torch; print(torch.__version__)"
+        )
+        assert versions.stdout.strip() == "2.13.0+cpu"
+        started = time.perf_counter()
+        run = podman(
+            "run", "--rm", "--network", "none", "--volume", f"{output}:/workspace/output",
+            tag, "torchrun", "--standalone", "--nproc-per-node", "2",
+            "-m", "fraud_detector", "train", "--config", "configs/smoke.yaml",
+            "--set", "artifacts_dir=/workspace/output/train-test",
+            timeout=600,
+        )  # fmt: skip
+        print(f"torchrun x2 in the training image: {time.perf_counter() - started:.1f} s")
+        assert "x 2 processes (gloo)" in run.stdout
+        metrics = json.loads((output / "train-test" / "metrics.json").read_text())
+        assert metrics["world_size"] == 2
+        assert (output / "train-test" / "model.pt").is_file()
+        user = podman("run", "--rm", tag, "id", "-u").stdout.strip()
+        assert user == IMAGE_USER.split(":")[0]
+    finally:
+        podman("rmi", "--force", tag, check=False)

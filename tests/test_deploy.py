@@ -11,7 +11,6 @@ NetworkPolicy port that the container listens on.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import itertools
@@ -26,16 +25,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import k8s
 import kubernetes_validate
 import pytest
 import yaml
+from k8s import kustomize, validate
 
-from modelyard.paths import REPO_ROOT
 from modelyard.probe import free_port, infer_json, output_named, status_of, wait_until_ready
 from modelyard.questions import load_questions
 
-from ci_tools import tool, tool_env
+from ci_tools import tool_env
 from conftest import render
 from matrix import NON_DEFAULT_TEXT, choice_values
 
@@ -56,18 +55,12 @@ NON_DEFAULT_DEPLOY_TEXT: dict[str, Any] = {
         "argocd_namespace",
     )
 }
-# The oldest Kubernetes the manifests support (the preStop `sleep` action is on by default
-# from 1.30) and the newest that kubernetes-validate knows.
-KUBERNETES_VERSIONS = ("1.30", "1.37")
-CRD_DIR = REPO_ROOT.parent / "shared" / "schemas" / "crds"
 PROMOTION_ORDER = ("dev", "staging", "prod")
 EXPECTED_REPLICAS = {"dev": 1, "staging": 2, "prod": 3}
 EXPECTED_HPA_BOUNDS = {"dev": (1, 2), "staging": (2, 4), "prod": (3, 10)}
 HEALTH_LIVE, HEALTH_READY = "/v2/health/live", "/v2/health/ready"
 ARGOCD_KINDS = {"AppProject", "Application"}
 MONITORING_KINDS = {"ServiceMonitor", "PrometheusRule"}
-# libyaml where it is built in: the CRDs are megabytes of YAML.
-FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # --- the cases, from copier.yml -------------------------------------------------------
@@ -142,28 +135,6 @@ class Rendered:
         return f"{self.answer('namespace_prefix')}-{environment}"
 
 
-_BUILDS: dict[str, list[dict[str, Any]]] = {}
-
-
-def kustomize(directory: Path, deploy_dir: Path) -> list[dict[str, Any]]:
-    """`kubectl kustomize`, cached by the content of the whole deploy/ tree it reads."""
-    digest = hashlib.sha256(str(directory.relative_to(deploy_dir)).encode())
-    for path in sorted(deploy_dir.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(deploy_dir)).encode() + path.read_bytes())
-    key = digest.hexdigest()
-    if key not in _BUILDS:
-        result = subprocess.run(
-            [tool("kubectl"), "kustomize", str(directory)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert result.returncode == 0, f"kubectl kustomize {directory}: {result.stderr}"
-        _BUILDS[key] = [doc for doc in yaml.load_all(result.stdout, Loader=FAST_LOADER) if doc]
-    return copy.deepcopy(_BUILDS[key])
-
-
 def set_images(repo: Path, package: str, images: dict[str, str]) -> None:
     """`gitops set-image` of the rendered repository for each environment, in one process
     (the CLI's own `main`, as `python -m` runs it) to spare an interpreter start per call."""
@@ -222,50 +193,9 @@ def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     )
 
 
-def _strict(schema: Any) -> Any:
-    """Reject unknown fields as an API server does (kubectl's strict field validation)."""
-    if isinstance(schema, dict):
-        if (
-            "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            schema["additionalProperties"] = False
-        for value in schema.values():
-            _strict(value)
-    elif isinstance(schema, list):
-        for value in schema:
-            _strict(value)
-    return schema
-
-
 @pytest.fixture(scope="session")
-def crd_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
-    assert CRD_DIR.is_dir(), f"the CRD schemas are missing: {CRD_DIR}"
-    validators = {}
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        crd = yaml.load(path.read_text(encoding="utf-8"), Loader=FAST_LOADER)
-        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-        for version in crd["spec"]["versions"]:
-            if version.get("served", True):
-                schema = _strict(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
-                validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(
-                    schema
-                )
-    return validators
-
-
-def validate(doc: dict[str, Any], crd_validators) -> None:
-    key = (doc["apiVersion"], doc["kind"])
-    if key in crd_validators:
-        errors = sorted(crd_validators[key].iter_errors(doc), key=lambda e: list(e.path))
-        assert not errors, f"{doc['kind']} {doc['metadata']['name']}: " + "; ".join(
-            f"{'/'.join(map(str, error.path))}: {error.message}" for error in errors
-        )
-        return
-    for version in KUBERNETES_VERSIONS:
-        # Raises SchemaNotFoundError for a kind neither list knows: nothing goes unchecked.
-        kubernetes_validate.validate(doc, version, strict=True)
+def crd_validators() -> k8s.CrdValidators:
+    return k8s.load_crd_validators()
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

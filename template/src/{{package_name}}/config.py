@@ -8,6 +8,7 @@ silently fall back to a default.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -48,6 +49,23 @@ class TrainConfig:
     learning_rate: float = 0.003
     weight_decay: float = 0.0
     device: str = "auto"
+    # local: this process (or torchrun's). cluster: a Kubeflow Trainer TrainJob with the
+    # `cluster` section's size, whose output comes back into the artifacts folder.
+    launcher: str = "local"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """The TrainJob `train` launches when `train.launcher` is `cluster`."""
+
+    num_nodes: int = 1
+    procs_per_node: int = 1
+    gpus_per_node: int = 0
+    cpu: str = "2"
+    memory: str = "8Gi"
+    timeout_minutes: int = 120
+    # The training image by digest (REPOSITORY@sha256:...); null reads TRAINING_IMAGE.
+    image: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,11 +95,15 @@ class Config:
     gate: GateConfig
     export: ExportConfig
     verify: VerifyConfig
+    cluster: ClusterConfig = ClusterConfig()
     seed: int = 1234
     artifacts_dir: str = "artifacts"
     # Where the file was read from; relative paths in it resolve against the repo root
     # (the current directory), the way CI runs every stage.
     source: str = "<defaults>"
+    # The `--set` overrides applied on top of the file, in order: a cluster job is given
+    # the same file and the same overrides, so that it trains what this run would.
+    overrides: tuple[str, ...] = ()
 
     @property
     def artifacts(self) -> Path:
@@ -90,6 +112,10 @@ class Config:
 
 DATA_SOURCES = ("synthetic", "npz", "image-folder")
 DEVICES = ("auto", "cpu", "cuda")
+LAUNCHERS = ("local", "cluster")
+# A Kubernetes resource quantity (2, 500m, 8Gi, 1.5) and an image pinned by digest.
+_QUANTITY = re.compile(r"\A[0-9]+(\.[0-9]+)?(m|[KMGTPE]i?)?\Z")
+_PINNED_IMAGE = re.compile(r"\A[^\s@]+@sha256:[0-9a-f]{64}\Z")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
@@ -105,7 +131,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path} must hold a mapping of sections, not {type(raw).__name__}")
     for override in overrides or []:
         _apply_override(raw, override)
-    config = _build(Config, {**raw, "source": str(path)}, where=str(path))
+    config = _build(
+        Config,
+        {**raw, "source": str(path), "overrides": list(overrides or [])},
+        where=str(path),
+    )
     _check_ranges(config)
     return config
 
@@ -196,6 +226,9 @@ def _check_ranges(config: Config) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(config.train, name) < 1:
             problems.append(f"train.{name} must be at least 1")
+    if config.train.launcher not in LAUNCHERS:
+        problems.append(f"train.launcher is {config.train.launcher!r}; choose one of {LAUNCHERS}")
+    problems += _cluster_problems(config.cluster)
     if config.train.learning_rate <= 0 or config.train.weight_decay < 0:
         problems.append("train.learning_rate must be positive and train.weight_decay not negative")
     if config.export.opset < 18:
@@ -218,3 +251,29 @@ def _check_ranges(config: Config) -> None:
         problems.append("verify.batch_sizes must list positive batch sizes")
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
+
+
+def _cluster_problems(cluster: ClusterConfig) -> list[str]:
+    problems = []
+    for name in ("num_nodes", "procs_per_node", "timeout_minutes"):
+        if getattr(cluster, name) < 1:
+            problems.append(f"cluster.{name} must be at least 1")
+    if cluster.gpus_per_node < 0:
+        problems.append("cluster.gpus_per_node must not be negative")
+    elif 0 < cluster.gpus_per_node < cluster.procs_per_node:
+        # NCCL gives every rank a GPU of its own.
+        problems.append(
+            f"cluster.procs_per_node is {cluster.procs_per_node} but a node has "
+            f"{cluster.gpus_per_node} GPU(s): use at most one process per GPU"
+        )
+    for name in ("cpu", "memory"):
+        if not _QUANTITY.match(getattr(cluster, name)):
+            problems.append(
+                f"cluster.{name} is {getattr(cluster, name)!r}, not a Kubernetes quantity "
+                "(for example 4, 500m, 16Gi)"
+            )
+    if cluster.image is not None and not _PINNED_IMAGE.match(cluster.image):
+        problems.append(
+            f"cluster.image is {cluster.image!r}: pin it by digest, REPOSITORY@sha256:<64 hex>"
+        )
+    return problems
