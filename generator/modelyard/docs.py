@@ -20,7 +20,8 @@ def _code(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_code(item) for item in value) or "none"
     text = str(value).replace("|", "\\|")
-    return f"`{text}`"
+    # An empty code span is invisible in Markdown.
+    return f"`{text}`" if text else "empty"
 
 
 def questions_table(questions: list[Question]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import os
 
 import torch
@@ -92,7 +93,12 @@ def start(world: World, device: torch.device) -> tuple[World, torch.device]:
 
 
 def stop(world: World) -> None:
+    """Leave the process group once training is done (or has failed) on this rank."""
     if world.distributed and dist.is_initialized():
+        # DistributedDataParallel keeps the group alive through reference cycles; left to
+        # interpreter shutdown, gloo's worker threads can be torn down mid-flight and abort
+        # the process (SIGABRT after a finished run). Collect them while Python still runs.
+        gc.collect()
         dist.destroy_process_group()
 
 

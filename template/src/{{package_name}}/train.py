@@ -50,10 +50,11 @@ def run(config: Config) -> dict[str, Any]:
         return trainjob.run(config)
     world = distributed.from_environment()
     world, device = distributed.start(world, modeling.resolve_device(config.train.device))
-    try:
-        return _run(config, world, device)
-    finally:
-        distributed.stop(world)
+    metrics = _run(config, world, device)
+    # Only after success: a rank that failed leaves its peers blocked in a collective, and
+    # leaving the group then could hang; torchrun stops them when this rank exits non-zero.
+    distributed.stop(world)
+    return metrics
 
 
 def _run(config: Config, world: distributed.World, device: torch.device) -> dict[str, Any]:
