@@ -342,18 +342,10 @@ def test_jenkins_runs_train_on_the_gpu_agent_and_hands_its_artifacts_on(tmp_path
         params={"INSTALL_COMMAND": install},
         agents={"gpu-a100": gpu_workspace},
     )
-    assert [(stage.name, stage.status) for stage in run.stages] == [
-        ("lint", "passed"),
-        ("train", "passed"),
-        ("evaluate", "passed"),
-        ("export", "passed"),
-        ("verify", "passed"),
-        ("build", "skipped"),
-        ("push", "skipped"),
-        ("deploy-dev", "skipped"),
-        ("promote-staging", "skipped"),
-        ("promote-prod", "skipped"),
-    ]
+    # A feature branch: the five model stages, nothing that builds or deploys.
+    passed = [stage.name for stage in run.stages if stage.status == "passed"]
+    assert passed == ["lint", "train", "evaluate", "export", "verify"]
+    assert {stage.status for stage in run.stages[5:]} == {"skipped"}
     assert (gpu_workspace / "torch-backend.log").read_text().split() == ["cu130"]
     assert (workspace / "torch-backend.log").read_text().split() == ["cpu"] * 4
     assert (gpu_workspace / "artifacts" / "model.pt").is_file()
