@@ -42,11 +42,37 @@ def redact(url: str) -> str:
     return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
 
 
+# The transports a GitOps repository is reached by. Anything else (ext::, which runs a
+# command, or fd::) is refused by git itself before it connects.
+ALLOWED_PROTOCOLS = "https:ssh:git:file"
+
+
+def checked_url(url: str) -> str:
+    """`url`, unless git could read it as an option or it holds whitespace."""
+    if not url or url.startswith("-") or any(char.isspace() for char in url):
+        raise GitError(
+            f"{redact(url)!r} is not a git URL (https://HOST/PATH.git, ssh://..., "
+            "git@HOST:PATH.git or file:///PATH)"
+        )
+    return url
+
+
+def checked_branch(branch: str, cwd: Path) -> str:
+    """`branch`, if git accepts it as a branch name (never an option)."""
+    valid = not branch.startswith("-") and (
+        git("check-ref-format", "--branch", branch, cwd=cwd, check=False).returncode == 0
+    )
+    if not valid:
+        raise GitError(f"{branch!r} is not a valid git branch name")
+    return branch
+
+
 def git(
     *args: str, cwd: Path, check: bool = True, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
+        "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,
         # Never wait for a password on a terminal that nobody watches.
         "GIT_TERMINAL_PROMPT": "0",
         # Messages in English, whatever the runner's locale, for the errors we relay.
@@ -89,13 +115,20 @@ def cloned(url: str, branch: str) -> Iterator[Workspace]:
     scratch = Path(tempfile.mkdtemp(prefix="gitops-"))
     root = scratch / "repository"
     try:
-        heads = git("ls-remote", "--heads", url, branch, cwd=scratch).stdout
+        # `--` everywhere: a URL or branch that begins with "-" must never become an option
+        # (`--upload-pack=...` would run a command).
+        url = checked_url(url)
+        branch = checked_branch(branch, scratch)
+        heads = git("ls-remote", "--heads", "--", url, branch, cwd=scratch).stdout
         if heads.strip():
-            git("clone", "--quiet", "--depth", "1", "--branch", branch, url, str(root), cwd=scratch)
+            git(
+                "clone", "--quiet", "--depth", "1", "--branch", branch, "--", url, str(root),
+                cwd=scratch,
+            )  # fmt: skip
         else:
             # An empty repository (a config repo before its seed): start the branch here.
-            git("init", "--quiet", "--initial-branch", branch, str(root), cwd=scratch)
-            git("remote", "add", REMOTE, url, cwd=root)
+            git("init", "--quiet", f"--initial-branch={branch}", "--", str(root), cwd=scratch)
+            git("remote", "add", "--", REMOTE, url, cwd=root)
         yield Workspace(root=root, branch=branch, label=redact(url))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -117,7 +150,8 @@ def worktree(checkout: Path, branch: str) -> Iterator[Workspace]:
     url = git("remote", "get-url", REMOTE, cwd=top, check=False).stdout.strip()
     if not url:
         raise GitError(f"the checkout at {top} has no remote {REMOTE!r} to push to")
-    git("fetch", "--quiet", REMOTE, branch, cwd=top)
+    branch = checked_branch(branch, top)
+    git("fetch", "--quiet", "--", REMOTE, branch, cwd=top)
     head = git("rev-parse", "FETCH_HEAD", cwd=top).stdout.strip()
     scratch = Path(tempfile.mkdtemp(prefix="gitops-"))
     root = scratch / "worktree"
@@ -149,7 +183,9 @@ def publish(
     if not _commit(root, edit, message):
         return None
     for attempt in range(1, attempts + 1):
-        pushed = git("push", "--quiet", REMOTE, f"HEAD:refs/heads/{branch}", cwd=root, check=False)
+        pushed = git(
+            "push", "--quiet", "--", REMOTE, f"HEAD:refs/heads/{branch}", cwd=root, check=False
+        )
         if pushed.returncode == 0:
             return _head(root)
         upstream = _fetch(root, branch)
@@ -188,10 +224,10 @@ def _head(root: Path) -> str | None:
 
 def _fetch(root: Path, branch: str) -> str | None:
     """The remote branch head, fetched; None when the remote has no such branch."""
-    listed = git("ls-remote", "--heads", REMOTE, branch, cwd=root).stdout.split()
+    listed = git("ls-remote", "--heads", "--", REMOTE, branch, cwd=root).stdout.split()
     if not listed:
         return None
-    git("fetch", "--quiet", REMOTE, branch, cwd=root)
+    git("fetch", "--quiet", "--", REMOTE, branch, cwd=root)
     return git("rev-parse", "FETCH_HEAD", cwd=root).stdout.strip()
 
 
