@@ -114,3 +114,41 @@ def test_update_refuses_a_dirty_repository(template_repo, tmp_path) -> None:
 def test_update_of_a_folder_not_generated_by_copier_is_refused(tmp_path) -> None:
     with pytest.raises(UpdateError, match="has no .copier-answers.yml"):
         update(tmp_path)
+
+
+GITLAB_CI = ".gitlab-ci.yml"
+USER_JOB = """
+notify:
+  stage: verify
+  needs: [verify]
+  script:
+    - echo "a stage the user added"
+"""
+
+
+def test_a_stage_added_to_a_ci_file_survives_an_update_that_changes_it(
+    template_repo, tmp_path
+) -> None:
+    """The CI files' header promises this: the file is the template's, edits are merged."""
+    name = "{% if 'gitlab' in ci_systems %}.gitlab-ci.yml{% endif %}.jinja"
+    ci_template = template_repo / "template" / name
+    text = ci_template.read_text()
+    assert "  timeout: 15m\n" in text
+    ci_template.write_text(text.replace("  timeout: 15m\n", "  timeout: 20m\n", 1))
+    commit_all(template_repo, "v1.2: a longer lint timeout")
+    git("tag", "v1.2.0", cwd=template_repo)
+
+    repo = _generate(template_repo, tmp_path / "model", "v1.1.0")
+    git("init", "-q", "-b", "main", cwd=repo)
+    commit_all(repo, "generated")
+    with (repo / GITLAB_CI).open("a") as pipeline:
+        pipeline.write(USER_JOB)
+    commit_all(repo, "notify after verify")
+    assert "edits (a three-way merge)" in (repo / GITLAB_CI).read_text()
+
+    update(repo, vcs_ref="v1.2.0")
+
+    # Exactly the new release's file with the user's stage still in it.
+    fresh = _generate(template_repo, tmp_path / "fresh", "v1.2.0")
+    assert "  timeout: 20m\n" in (fresh / GITLAB_CI).read_text()
+    assert (repo / GITLAB_CI).read_text() == (fresh / GITLAB_CI).read_text() + USER_JOB

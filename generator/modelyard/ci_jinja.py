@@ -15,7 +15,13 @@ import yaml
 
 from .pipeline import Pipeline, Stage, fill_placeholders
 
-HEADER = "Generated from ci/pipeline.yml by `modelyard render-ci`; edit that file, not this one."
+# What a generated repository's CI file says about itself. It has no ci/pipeline.yml: the
+# file is the template's, and a user's edit to it is kept by `copier update`.
+HEADER = (
+    "Owned by the modelyard template: emitted from its ci/pipeline.yml by `modelyard render-ci`.",
+    "Edit it here to add or change a stage: `copier update` merges template changes into your",
+    "edits (a three-way merge) and names any file where both changed the same lines.",
+)
 
 _JINJA_EXPRESSION = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
 # A value every Jinja expression here renders to for the purpose of choosing YAML quoting:

@@ -236,7 +236,7 @@ def job(pipeline: Pipeline, stage: Stage, in_promotion: bool = False, release: b
 
 
 def _header(name: str) -> list[str]:
-    return [f"# {ci_jinja.HEADER}", f"name: {name}", ""]
+    return [*[f"# {line}" for line in ci_jinja.HEADER], f"name: {name}", ""]
 
 
 def _workflow_env(pipeline: Pipeline) -> list[str]:

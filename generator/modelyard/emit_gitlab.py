@@ -122,7 +122,7 @@ def job(pipeline: Pipeline, stage: Stage) -> str:
 def emit(pipeline: Pipeline) -> str:
     install = ci_jinja.install_command(pipeline)
     head = [
-        f"# {ci_jinja.HEADER}",
+        *[f"# {line}" for line in ci_jinja.HEADER],
         "# Every job runs one entry point of this repository; see README.md for what each does.",
         "workflow:",
         "  rules:",

@@ -145,7 +145,7 @@ def emit(pipeline: Pipeline) -> str:
         "replace it to use a package mirror"
     )
     head = [
-        f"// {ci_jinja.HEADER}",
+        *[f"// {line}" for line in ci_jinja.HEADER],
         "// Every stage runs one entry point of this repository; see README.md.",
         "pipeline {",
         "    agent any",
