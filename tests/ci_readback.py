@@ -31,6 +31,7 @@ class Job:
     environment: str | None = None
     runner: str | None = None  # the runner label, None on the default runner
     torch_backend: str | None = None  # UV_TORCH_BACKEND of its install step
+    install_extras: str | None = None  # INSTALL_EXTRAS of its install step
 
 
 # --- GitLab ----------------------------------------------------------------------------
@@ -87,6 +88,7 @@ def read_gitlab(repo: Path) -> list[Job]:
                 environment,
                 tags[0] if tags else None,
                 variables["UV_TORCH_BACKEND"],
+                variables["INSTALL_EXTRAS"],
             )
         )
     return jobs
@@ -147,6 +149,7 @@ def read_github_workflow(path: Path, workflow: str) -> list[Job]:
                 environment,
                 None if runs_on == emit_github.RUNNER else runs_on,
                 env["UV_TORCH_BACKEND"],
+                env["INSTALL_EXTRAS"],
             )
         )
     return jobs
@@ -238,6 +241,7 @@ def read_jenkins(repo: Path, default_branch: str, tag_pattern: str) -> list[Job]
                 None,
                 runner,
                 env["UV_TORCH_BACKEND"],
+                env["INSTALL_EXTRAS"],
             )
         )
     return jobs

@@ -138,3 +138,35 @@ def test_server_answers_like_onnxruntime_in_process(installed: Installed, pipeli
         assert output["data"] == pytest.approx(flat_expected, rel=1e-6, abs=1e-6)
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as reply:
             assert "infer" in reply.read().decode()
+
+
+def test_the_image_and_gitops_jobs_run_on_the_deploy_extra_alone(tmp_path: Path) -> None:
+    """What ci/pipeline.yml's `install_extras: [deploy]` promises: no torch in those jobs."""
+    repo = render(tmp_path / "repo")
+    python = install_repo(repo, tmp_path / "deploy-venv", extras=("deploy",))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(python), *args], cwd=repo, capture_output=True, text=True, timeout=120
+        )
+
+    assert run("-c", "import torch").returncode != 0
+    assert run("-c", "import onnxruntime").returncode != 0
+    # Every module the build, push, deploy and promote commands load imports.
+    imported = run("-c", "import fraud_detector.image, fraud_detector.gitops, fraud_detector.cli")
+    assert imported.returncode == 0, imported.stderr
+    digest = "sha256:" + "d" * 64
+    for environment, step in (("dev", "set-image"), ("staging", "promote")):
+        if step == "set-image":
+            arguments = ["--env", environment, "--image", f"registry.example.com/m@{digest}",
+                         "--model-version", "1.0.0", "--metrics-digest", digest]  # fmt: skip
+        else:
+            arguments = ["--from", "dev", "--to", environment]
+        result = run("-m", "fraud_detector", "gitops", step, *arguments)
+        assert result.returncode == 0, result.stdout + result.stderr
+    shown = run("-m", "fraud_detector", "gitops", "show")
+    assert shown.returncode == 0 and shown.stdout.count(digest) >= 2, shown.stdout
+    no_artifacts = run("-m", "fraud_detector", "build-image")
+    # It gets as far as looking for a builder or the exported model: the imports held.
+    expected = ("artifacts/model.onnx is missing", "no image builder found")
+    assert any(reason in no_artifacts.stderr for reason in expected), no_artifacts.stderr

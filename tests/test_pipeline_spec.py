@@ -306,6 +306,8 @@ def assert_same_flow(jobs: list[ci_readback.Job], pipeline: Pipeline, dialect: s
         # answers name its label; every other job installs the CPU wheel.
         assert job.runner == stage.runner_label, (dialect, job.name)
         assert job.torch_backend == pipeline.torch_backend(stage), (dialect, job.name)
+        # The image and GitOps jobs install no torch: only what their commands import.
+        assert job.install_extras == ",".join(pipeline.install_extras(stage)), (dialect, job.name)
 
 
 def test_gitlab_has_the_spec_graph_commands_and_artifact_flow(rendered):

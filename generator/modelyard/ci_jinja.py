@@ -59,6 +59,17 @@ def condition(pipeline: Pipeline, stage: Stage) -> str | None:
     return f"'{stage.environment}' in environments"
 
 
+def install_environment(pipeline: Pipeline, stage: Stage | None = None) -> dict[str, str]:
+    """What the install step reads besides INSTALL_COMMAND: for the whole pipeline (no
+    stage), or what one stage's job sets differently (its extras; the runner's torch
+    backend is left to `runner_test`, as it depends on an answer)."""
+    extras = ",".join(pipeline.install.extras)
+    if stage is None:
+        return {"UV_TORCH_BACKEND": pipeline.install.torch_backend, "INSTALL_EXTRAS": extras}
+    own = ",".join(pipeline.install_extras(stage))
+    return {} if own == extras else {"INSTALL_EXTRAS": own}
+
+
 def runner_test(pipeline: Pipeline, stage: Stage) -> str | None:
     """The Jinja test under which a stage runs on its runner class, None for no class.
 

@@ -125,10 +125,15 @@ def steps(pipeline: Pipeline, stage: Stage, cache: bool) -> list[str]:
         "      - name: Install",
         f"        run: {ci_jinja.yaml_scalar(INSTALL_STEP)}",
     ]
+    install_env = ci_jinja.install_environment(pipeline, stage)
+    if install_env:
+        lines.append("        env:")
+        lines += [f"          {name}: {value}" for name, value in install_env.items()]
     on_runner = ci_jinja.runner_test(pipeline, stage)
     if on_runner:
         backend = f"          UV_TORCH_BACKEND: {pipeline.torch_backend(stage)}"
-        ci_jinja.append_block(lines, on_runner, ["        env:", backend], mark=jinja)
+        block = [backend] if install_env else ["        env:", backend]
+        ci_jinja.append_block(lines, on_runner, block, mark=jinja)
     for producer in pipeline.producers(stage):
         lines += [
             f"      - name: Download the artifacts of {producer.name}",
@@ -248,8 +253,9 @@ def _workflow_env(pipeline: Pipeline) -> list[str]:
         "  # Installs the repository into .venv (torch from the index UV_TORCH_BACKEND names); the",
         "  # repository variable INSTALL_COMMAND replaces it, e.g. to use a package mirror.",
         *ci_jinja.folded("  ", "INSTALL_COMMAND", expression),
-        "  # The torch wheel index the install step uses; GPU jobs set their CUDA backend.",
-        f"  UV_TORCH_BACKEND: {pipeline.install.torch_backend}",
+        "  # What the install step takes: the torch wheel index (GPU jobs set their CUDA",
+        "  # backend) and the package extras (image and GitOps jobs need no torch).",
+        *[f"  {name}: {value}" for name, value in ci_jinja.install_environment(pipeline).items()],
         "  # The training profile; the stages default to configs/smoke.yaml when it is unset.",
         "  MODEL_CONFIG: ${{ vars.MODEL_CONFIG }}",
         "",

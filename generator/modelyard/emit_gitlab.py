@@ -79,9 +79,12 @@ def job(pipeline: Pipeline, stage: Stage) -> str:
         label = ci_jinja.runner_label(pipeline, stage)
         ci_jinja.append_block(lines, on_runner, ["  tags:", f"    - {label}"])
     variables = {
-        name: value
-        for kind in stage.credentials
-        for name, value in CREDENTIAL_VARIABLES[kind].items()
+        **ci_jinja.install_environment(pipeline, stage),
+        **{
+            name: value
+            for kind in stage.credentials
+            for name, value in CREDENTIAL_VARIABLES[kind].items()
+        },
     }
     if variables:
         lines.append("  variables:")
@@ -139,8 +142,12 @@ def emit(pipeline: Pipeline) -> str:
         "variables:",
         f"  UV_CACHE_DIR: {ci_jinja.yaml_scalar('$CI_PROJECT_DIR/' + pipeline.install.cache_dir)}",
         "  UV_LINK_MODE: copy",
-        "  # The torch wheel index the install step uses; GPU jobs set their CUDA backend.",
-        f"  UV_TORCH_BACKEND: {pipeline.install.torch_backend}",
+        "  # What the install step takes: the torch wheel index (GPU jobs set their CUDA",
+        "  # backend) and the package extras (image and GitOps jobs need no torch).",
+        *[
+            f"  {name}: {ci_jinja.yaml_scalar(value)}"
+            for name, value in ci_jinja.install_environment(pipeline).items()
+        ],
         "  # Installs this repository into .venv (torch from the index UV_TORCH_BACKEND names).",
         "  # A CI/CD variable of the same name replaces it, e.g. to use a package mirror.",
         *ci_jinja.folded("  ", "INSTALL_COMMAND", install),

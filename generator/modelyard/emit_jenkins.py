@@ -104,7 +104,31 @@ def stage_steps(pipeline: Pipeline, stage: Stage) -> list[str]:
     return lines
 
 
+def _lines(lines: list[str], indent: str = "            ") -> str:
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
 def stage_block(pipeline: Pipeline, stage: Stage) -> str:
+    """One declarative stage. On a runner class, its agent and torch backend exist only
+    when the answers name the runner's label (the stage then checks out the code on that
+    agent again and stashes its outputs as usual, so the next stages find them)."""
+    on_runner = ci_jinja.runner_test(pipeline, stage)
+    environment = [
+        f"    {name} = {groovy_string(value)}"
+        for name, value in ci_jinja.install_environment(pipeline, stage).items()
+    ]
+    text = f"        stage({groovy_string(stage.name)}) {{\n"
+    if on_runner:
+        label = groovy_string(ci_jinja.runner_label(pipeline, stage))
+        text += ci_jinja.if_block(on_runner, _lines(["agent {", f"    label {label}", "}"]))
+        backend = [f"    UV_TORCH_BACKEND = {groovy_string(pipeline.torch_backend(stage))}"]
+        if environment:
+            text += _lines(["environment {", *environment])
+            text += ci_jinja.if_block(on_runner, _lines(backend)) + _lines(["}"])
+        else:
+            text += ci_jinja.if_block(on_runner, _lines(["environment {", *backend, "}"]))
+    elif environment:
+        text += _lines(["environment {", *environment, "}"])
     body = [
         *when_block(pipeline, stage),
         *input_block(pipeline, stage),
@@ -115,26 +139,7 @@ def stage_block(pipeline: Pipeline, stage: Stage) -> str:
         *[f"    {line}" for line in stage_steps(pipeline, stage)],
         "}",
     ]
-    lines = [f"stage({groovy_string(stage.name)}) {{", *[f"    {line}" for line in body], "}"]
-    text = "".join(f"        {line}\n" for line in lines)
-    on_runner = ci_jinja.runner_test(pipeline, stage)
-    if on_runner:
-        # The stage moves to an agent with this label; it checks out the code there again
-        # and stashes its outputs as usual, so the next stages find them.
-        label = groovy_string(ci_jinja.runner_label(pipeline, stage))
-        backend = groovy_string(pipeline.torch_backend(stage))
-        runner = [
-            "agent {",
-            f"    label {label}",
-            "}",
-            "environment {",
-            f"    UV_TORCH_BACKEND = {backend}",
-            "}",
-        ]
-        head, rest = text.split("\n", 1)
-        block = "".join(f"            {line}\n" for line in runner)
-        text = f"{head}\n{ci_jinja.if_block(on_runner, block)}{rest}"
-    return text
+    return text + _lines(body) + "        }\n"
 
 
 def emit(pipeline: Pipeline) -> str:
@@ -164,7 +169,10 @@ def emit(pipeline: Pipeline) -> str:
         # A parameter is not in the environment of a job's very first build; this is.
         '        INSTALL_COMMAND = "${params.INSTALL_COMMAND}"',
         "        UV_LINK_MODE = 'copy'",
-        f"        UV_TORCH_BACKEND = {groovy_string(pipeline.install.torch_backend)}",
+        *[
+            f"        {name} = {groovy_string(value)}"
+            for name, value in ci_jinja.install_environment(pipeline).items()
+        ],
         "    }",
         "    stages {",
     ]

@@ -75,6 +75,7 @@ _STAGE_KEYS = {
     "concurrency",
     "cache",
     "runner",
+    "install_extras",
     "timeout_minutes",
 }
 
@@ -99,6 +100,8 @@ class Install:
     # uv's --torch-backend, passed as UV_TORCH_BACKEND to every job: which torch wheel
     # index the install step resolves torch from (cpu, cu130, ...).
     torch_backend: str
+    # The package extras a job installs (INSTALL_EXTRAS) unless its stage names others.
+    extras: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +146,8 @@ class Stage:
     # then `runner_label`.
     runner: str | None = None
     runner_label: str | None = None
+    # The extras this stage's job installs; None takes install.extras.
+    install_extras: tuple[str, ...] | None = None
     timeout_minutes: int = 30
 
     @property
@@ -182,6 +187,10 @@ class Pipeline:
             if runner.name == name:
                 return runner
         raise KeyError(name)
+
+    def install_extras(self, stage: Stage) -> tuple[str, ...]:
+        """The package extras `stage`'s job installs (INSTALL_EXTRAS, comma-separated)."""
+        return self.install.extras if stage.install_extras is None else stage.install_extras
 
     def torch_backend(self, stage: Stage) -> str:
         """The torch wheel `stage` installs when its runner class is in use."""
@@ -383,7 +392,7 @@ def _parse_environments(raw: Any) -> tuple[Environment, ...]:
 
 
 def _parse_install(raw: Any) -> Install:
-    keys = {"command", "cache_key_files", "cache_dir", "torch_backend"}
+    keys = {"command", "cache_key_files", "cache_dir", "torch_backend", "extras"}
     entry = _mapping(raw, "install", required=keys, allowed=keys)
     command = _string(entry["command"], "install.command")
     unknown = [name for name in placeholders_in(command) if name != "python_version"]
@@ -394,7 +403,18 @@ def _parse_install(raw: Any) -> Install:
         cache_key_files=tuple(_strings(entry["cache_key_files"], "install.cache_key_files")),
         cache_dir=_relative_path(entry["cache_dir"], "install.cache_dir"),
         torch_backend=_torch_backend(entry["torch_backend"], "install.torch_backend"),
+        extras=_extras(entry["extras"], "install.extras"),
     )
+
+
+def _extras(value: Any, where: str) -> tuple[str, ...]:
+    extras = tuple(_strings(value, where))
+    for extra in extras:
+        if not _NAME.match(extra):
+            raise PipelineError(f"{where}: {extra!r} is not a package extra name")
+    if not extras or len(set(extras)) != len(extras):
+        raise PipelineError(f"{where} must name at least one extra, each once")
+    return extras
 
 
 def _parse_runners(raw: Any) -> tuple[Runner, ...]:
@@ -485,6 +505,9 @@ def _parse_stage(raw: Any, index: int) -> Stage:
         else None,
         cache=cache,
         runner=runner,
+        install_extras=_extras(entry["install_extras"], f"{where}: install_extras")
+        if "install_extras" in entry
+        else None,
         timeout_minutes=_positive_int(entry.get("timeout_minutes", 30), f"{where}: timeout"),
     )
 
