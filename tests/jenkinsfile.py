@@ -519,6 +519,9 @@ def _pipeline_environment(
         value = entry["value"]
         if "lit" in value:
             values[entry["assign"]] = str(value["lit"])
+        elif "env_or" in value:
+            # Groovy's elvis: an empty or missing variable takes the default.
+            values[entry["assign"]] = env.get(value["env_or"]) or str(_literal(value["default"]))
         elif value.get("expr", "").startswith("$params."):
             # `"${params.X}"` reaches the harness as the GString text `$params.X`.
             values[entry["assign"]] = params[value["expr"].removeprefix("$params.")]
@@ -558,7 +561,9 @@ def run_pipeline(
     for parameter in (found.get("parameters") or {}).get("block") or []:
         named = _named(parameter)
         defaults[_literal(named["name"])] = str(_literal(named.get("defaultValue", {"lit": ""})))
-    parameters = {**defaults, **(params or {})}
+    # Jenkins passes only declared parameters to a pipeline (undeclared ones are dropped,
+    # SECURITY-170); whoever starts a build can set those, and nothing else.
+    parameters = {**defaults, **{k: v for k, v in (params or {}).items() if k in defaults}}
     env = {
         **tool_env(),
         **(extra_env or {}),

@@ -4,7 +4,7 @@
 // A declarative pipeline is nested method calls with closures (`stage('x') { steps { ... } }`);
 // each becomes {"call", "args", "named", "block"}; constants {"lit"}, bare words such as
 // `any` {"word"}, `KEY = value` lines {"assign", "value"}, lists {"list"}, and anything
-// else {"expr": source text}. tests/jenkinsfile.py turns this tree into Jenkins'
+// `"${env.NAME ?: 'x'}"` {"env_or", "default"}, else {"expr": source text}. tests/jenkinsfile.py turns this tree into Jenkins'
 // declarative AST JSON. A syntax error exits 1 with Groovy's message.
 import groovy.json.JsonOutput
 import org.codehaus.groovy.ast.ASTNode
@@ -60,6 +60,17 @@ def convert(Expression expression) {
     }
     if (expression instanceof ListExpression) {
         return [list: expression.expressions.collect { convert(it) }]
+    }
+    // "${env.NAME ?: 'default'}": an agent's environment variable, else a default.
+    if (expression instanceof GStringExpression && expression.values.size() == 1
+            && expression.strings.every { it.text == '' }) {
+        def value = expression.values[0]
+        if (value instanceof ElvisOperatorExpression
+                && value.trueExpression instanceof PropertyExpression
+                && value.trueExpression.objectExpression.text == 'env') {
+            return [env_or: value.trueExpression.propertyAsString,
+                    default: convert(value.falseExpression), expr: expression.text]
+        }
     }
     return [expr: expression.text]
 }

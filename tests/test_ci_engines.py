@@ -296,8 +296,8 @@ def test_jenkins_stages_run_in_order_to_dev_and_wait_before_prod(generated, regi
         tmp_path / "jenkins",
         branch="main",
         approve={"promote-staging"},
-        params={"INSTALL_COMMAND": variables.pop("INSTALL_COMMAND")},
         credentials={"registry": ("ci", "unused-here"), "gitops-git": ("ci", "unused-here")},
+        # INSTALL_COMMAND among them, as an administrator sets it on the agent.
         extra_env=variables,
     )
     print_timing("Jenkins harness, lint -> promote-staging", started)
@@ -339,7 +339,7 @@ def test_jenkins_runs_train_on_the_gpu_agent_and_hands_its_artifacts_on(tmp_path
         workspace,
         tmp_path / "jenkins",
         branch="feature/gpu",
-        params={"INSTALL_COMMAND": install},
+        extra_env={"INSTALL_COMMAND": install},
         agents={"gpu-a100": gpu_workspace},
     )
     # A feature branch: the five model stages, nothing that builds or deploys.

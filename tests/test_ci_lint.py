@@ -112,6 +112,58 @@ def test_jenkinsfile_parses_and_validates_as_jenkins_would(repo):
     assert names[:5] == ["lint", "train", "evaluate", "export", "verify"]
 
 
+def test_jenkins_builds_take_no_parameter_that_a_stage_would_run(repo):
+    """Whoever may start a build must not choose a command that runs beside credentials."""
+    found = jenkinsfile.sections(
+        jenkinsfile.pipeline_block(jenkinsfile.parse_tree(repo / "Jenkinsfile"))
+    )
+    assert "parameters" not in found
+    [install] = [e for e in found["environment"]["block"] if e["assign"] == "INSTALL_COMMAND"]
+    # An administrator's agent or global variable, else the default.
+    assert install["value"]["env_or"] == "INSTALL_COMMAND"
+    assert "uv pip install" in install["value"]["default"]["lit"]
+
+
+PARAMETER_JENKINSFILE = """
+pipeline {
+    agent any
+    parameters {
+        string(name: 'GREETING', defaultValue: 'hello')
+    }
+    environment {
+        INSTALL_COMMAND = "${env.INSTALL_COMMAND ?: 'echo default > used.txt'}"
+    }
+    stages {
+        stage('a') {
+            steps {
+                sh 'sh -c "$INSTALL_COMMAND" && echo "$GREETING" > greeting.txt'
+            }
+        }
+    }
+}
+"""
+
+
+def test_the_harness_passes_declared_parameters_only_as_jenkins_does(tmp_path):
+    path = tmp_path / "Jenkinsfile"
+    path.write_text(PARAMETER_JENKINSFILE, encoding="utf-8")
+    marker = tmp_path / "ran"
+    run = jenkinsfile.run_pipeline(
+        path, tmp_path, tmp_path / "scratch", branch="main",
+        params={"GREETING": "hi", "INSTALL_COMMAND": f"touch {marker}"},
+    )  # fmt: skip
+    assert [stage.status for stage in run.stages] == ["passed"]
+    assert not marker.exists()
+    assert (tmp_path / "used.txt").read_text().strip() == "default"
+    assert (tmp_path / "greeting.txt").read_text().strip() == "hi"
+    # The agent's own variable is the override.
+    jenkinsfile.run_pipeline(
+        path, tmp_path, tmp_path / "again", branch="main",
+        extra_env={"INSTALL_COMMAND": "echo agent > used.txt"},
+    )  # fmt: skip
+    assert (tmp_path / "used.txt").read_text().strip() == "agent"
+
+
 # --- the checks can fail ---------------------------------------------------------------
 
 BROKEN_JENKINSFILE = """

@@ -145,10 +145,6 @@ def stage_block(pipeline: Pipeline, stage: Stage) -> str:
 def emit(pipeline: Pipeline) -> str:
     reports = ",".join(report for stage in pipeline.stages for report in stage.reports)
     install = ci_jinja.install_command(pipeline)
-    description = (
-        "Installs this repository into .venv (torch from the wheel index UV_TORCH_BACKEND names); "
-        "replace it to use a package mirror"
-    )
     head = [
         *[f"// {line}" for line in ci_jinja.HEADER],
         "// Every stage runs one entry point of this repository; see README.md.",
@@ -161,13 +157,12 @@ def emit(pipeline: Pipeline) -> str:
         f"artifactDaysToKeepStr: '{pipeline.artifact_retention_days}'))",
         "        timestamps()",
         "    }",
-        "    parameters {",
-        f"        string(name: 'INSTALL_COMMAND', defaultValue: {groovy_string(install)}, "
-        f"description: {groovy_string(description)})",
-        "    }",
         "    environment {",
-        # A parameter is not in the environment of a job's very first build; this is.
-        '        INSTALL_COMMAND = "${params.INSTALL_COMMAND}"',
+        "        // Installs this repository into .venv. Not a build parameter: whoever may",
+        "        // start a build would pick a shell command that runs beside the registry and",
+        "        // GitOps credentials. An administrator overrides it (a package mirror) with",
+        "        // an INSTALL_COMMAND environment variable of the agent or of Jenkins.",
+        f'        INSTALL_COMMAND = "${{env.INSTALL_COMMAND ?: {groovy_string(install)}}}"',
         "        UV_LINK_MODE = 'copy'",
         *[
             f"        {name} = {groovy_string(value)}"
