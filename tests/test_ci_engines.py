@@ -4,7 +4,7 @@
   podman builds the image, pushes it to a local registry on 127.0.0.1 (tests/registry.py), and the
   deploy commits its digest to a local bare GitOps repository. A second run with an
   impossible quality threshold stops at evaluate.
-- GitHub Actions: act in host mode runs ci.yml's lint -> verify jobs on a feature branch,
+- GitHub Actions: act in host mode runs ci.yml's lint -> verify jobs for a pull request,
   artifacts passed between jobs by the stand-ins in tests/ci_standins/ (see
   tests/README.md); the default-branch jobs are skipped there, as on GitHub.
 - Jenkins: the harness in tests/jenkinsfile.py runs the Jenkinsfile's stages in order
@@ -211,13 +211,19 @@ def test_gitlab_ci_local_stops_at_evaluate_below_the_quality_gate(generated, reg
 
 
 def test_act_runs_lint_to_verify_with_artifacts_between_jobs(generated, tmp_path):
+    """A pull request from a feature branch: the model stages run, nothing deploys."""
     repo = fresh_clone(generated, tmp_path / "repo")
     git("checkout", "-q", "-b", "feature/try", cwd=repo)
     event = tmp_path / "event.json"
     event.write_text(
         json.dumps(
             {
-                "ref": "refs/heads/feature/try",
+                "number": 7,
+                "pull_request": {
+                    "number": 7,
+                    "head": {"ref": "feature/try"},
+                    "base": {"ref": "main"},
+                },
                 "repository": {"default_branch": "main", "name": "repo", "full_name": "acme/repo"},
             }
         ),
@@ -227,7 +233,7 @@ def test_act_runs_lint_to_verify_with_artifacts_between_jobs(generated, tmp_path
     store.mkdir()
     command = [
         tool("act"),
-        "push",
+        "pull_request",
         "-W",
         ".github/workflows/ci.yml",
         "-e",

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from modelyard.paths import REPO_ROOT
 
@@ -69,6 +70,15 @@ def workflows(repo: Path) -> list[str]:
 
 def test_actionlint(repo):
     assert_clean(run(tool("actionlint"), "-no-color", *workflows(repo), cwd=repo))
+
+
+def test_a_pull_request_runs_the_ci_workflow_once(repo):
+    """On pushes only to the default branch: a branch with a pull request runs it once."""
+    document = yaml.safe_load((repo / ".github" / "workflows" / "ci.yml").read_text())
+    # PyYAML reads the key `on` as True.
+    triggers = document[True]
+    assert triggers["push"] == {"branches": ["main"]}
+    assert "pull_request" in triggers and set(triggers) == {"push", "pull_request"}
 
 
 def test_zizmor_has_no_findings(repo):

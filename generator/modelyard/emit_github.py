@@ -263,9 +263,10 @@ def _workflow_env(pipeline: Pipeline) -> list[str]:
 
 
 def emit_ci(pipeline: Pipeline) -> str:
-    """Branch pushes and pull requests: every automatic stage, with the uv cache."""
+    """Pull requests and pushes to the default branch: every automatic stage, with the uv
+    cache. Not pushes to every branch: a branch with a pull request would run twice."""
     stages = [stage for stage in pipeline.stages if not stage.manual]
-    trigger = ["  push:", '    branches: ["**"]', "  pull_request:"]
+    trigger = ["  push:", f"    branches: [{pipeline.default_branch}]", "  pull_request:"]
     concurrency = [
         "  group: ci-${{ github.ref }}",
         "  # A new push supersedes a pull request's run; default-branch runs all finish.",
