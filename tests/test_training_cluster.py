@@ -93,11 +93,20 @@ def launch(repo: Path, scratch: Path, *overrides: str, outcome: str = "Complete"
         "FAKE_TRAINJOB_POLLS": "0",
         "TRAINING_IMAGE": IMAGE,
     }
-    command = [
-        sys.executable, "-m", answers["package_name"], "train", "--config",
-        "configs/default.yaml", "--set", f"artifacts_dir={scratch / 'artifacts'}",
-        "--set", "train.launcher=cluster", *[f"--set={item}" for item in overrides],
+    arguments = [
+        "train", "--config", "configs/default.yaml", "--set",
+        f"artifacts_dir={scratch / 'artifacts'}", "--set", "train.launcher=cluster",
+        *[f"--set={item}" for item in overrides],
     ]  # fmt: skip
+    # As `python -m <package>`, with torch made unimportable: launching a TrainJob must
+    # not need it (a CI job that only launches installs none, and neither does this venv).
+    script = (
+        "import json, sys\n"
+        "sys.modules['torch'] = None\n"
+        f"from {answers['package_name']}.cli import main\n"
+        "sys.exit(main(json.loads(sys.argv[1])))\n"
+    )
+    command = [sys.executable, "-c", script, json.dumps(arguments)]
     result = subprocess.run(
         command, cwd=repo, env=environment, capture_output=True, text=True, timeout=300, check=False
     )
