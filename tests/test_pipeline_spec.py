@@ -116,6 +116,10 @@ def _produced_twice(document):
     stage_entry(document, "verify")["outputs"] = ["artifacts/model.onnx"]
 
 
+def _promotion_shares_the_deploy_lock(document):
+    stage_entry(document, "promote-staging")["concurrency"] = "gitops-dev"
+
+
 def _unknown_runner_class(document):
     stage_entry(document, "train")["runner"] = "tpu"
 
@@ -131,6 +135,11 @@ def _bad_torch_backend(document):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
+        (
+            _promotion_shares_the_deploy_lock,
+            "stage 'promote-staging' is manual and shares concurrency 'gitops-dev' with "
+            "automatic stage 'deploy-dev'",
+        ),
         (_unknown_runner_class, "stage 'train': unknown runner 'tpu'; use one of gpu"),
         (_runner_not_defined, "stage 'train' asks for runner 'gpu', which runners does not"),
         (_bad_torch_backend, "runners.gpu: 'cuda-13' is not a uv torch backend"),
@@ -361,6 +370,18 @@ def check_github(answers: dict[str, Any], repo: Path) -> None:
         assert job.environment == pipeline.stage(job.name).environment
     for workflow in workflows.values():
         assert_same_flow(workflow, pipeline, "github")
+    # GitHub keeps one pending job per concurrency group and cancels it for a newer one: a
+    # promotion awaiting approval must not share a group with the automatic deploy.
+    groups = {}
+    for path in sorted((repo / ".github" / "workflows").glob("*.yml")):
+        for name, job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].items():
+            if "concurrency" in job:
+                groups[name] = job["concurrency"]["group"]
+    automatic = {
+        groups[stage.name] for stage in pipeline.stages if not stage.manual and stage.name in groups
+    }
+    for stage in manual:
+        assert groups[stage.name] not in automatic, (stage.name, groups)
 
 
 def test_jenkins_has_the_spec_order_commands_and_artifact_flow(rendered):

@@ -364,6 +364,18 @@ def parse_pipeline(document: Any) -> Pipeline:
     )
     _check_graph(pipeline)
     for stage in pipeline.stages:
+        shared = [
+            other.name
+            for other in pipeline.stages
+            if other.concurrency == stage.concurrency and other.manual != stage.manual
+        ]
+        if stage.manual and stage.concurrency and shared:
+            # GitHub keeps one pending job per group and cancels it for a newer one: the
+            # next automatic deploy would cancel a promotion waiting for its approval.
+            raise PipelineError(
+                f"stage {stage.name!r} is manual and shares concurrency {stage.concurrency!r} "
+                f"with automatic stage {shared[0]!r}: a new run would cancel it while it waits"
+            )
         if stage.runner and stage.runner not in {runner.name for runner in pipeline.runners}:
             raise PipelineError(
                 f"stage {stage.name!r} asks for runner {stage.runner!r}, which runners "
