@@ -81,6 +81,27 @@ def test_a_pull_request_runs_the_ci_workflow_once(repo):
     assert "pull_request" in triggers and set(triggers) == {"push", "pull_request"}
 
 
+def test_registry_credentials_reach_only_the_push_step_and_name_their_registry(repo):
+    """The install step runs third-party code; the token must not be in its environment."""
+    for path in sorted((repo / ".github" / "workflows").glob("*.yml")):
+        jobs = yaml.safe_load(path.read_text())["jobs"]
+        for name, job in jobs.items():
+            job_env = " ".join(map(str, job.get("env", {}).values()))
+            assert "secrets." not in job_env, (path.name, name)
+            for step in job["steps"]:
+                step_env = step.get("env", {})
+                if step.get("id") == "push":
+                    assert step_env["REGISTRY_PASSWORD"] == (
+                        "${{ secrets.REGISTRY_PASSWORD || secrets.GITHUB_TOKEN }}"
+                    )
+                    # GitHub's token goes to ghcr.io only; push-image enforces REGISTRY_HOST.
+                    assert step_env["REGISTRY_HOST"].endswith("|| 'ghcr.io' }}")
+                else:
+                    assert not any("secrets." in str(v) for v in step_env.values()), (name, step)
+    gitlab = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())
+    assert gitlab["push"]["variables"]["REGISTRY_HOST"] == "$CI_REGISTRY"
+
+
 def test_zizmor_has_no_findings(repo):
     # --offline: no GitHub API; exit 14 means findings, 0 none.
     assert_clean(run(tool("zizmor"), "--offline", "--no-progress", ".github/workflows", cwd=repo))

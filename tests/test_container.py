@@ -343,6 +343,23 @@ def test_push_logs_in_with_the_password_on_stdin(entry_points: EntryPoints) -> N
     assert "s3cret-token" not in result.stdout + result.stderr
 
 
+def test_push_never_sends_credentials_to_another_registry(entry_points: EntryPoints) -> None:
+    entry_points.add_builder("podman")
+    result = entry_points.run(
+        "push-image",
+        REGISTRY_USERNAME="ci-bot",
+        REGISTRY_PASSWORD="s3cret-token",
+        REGISTRY_HOST="ghcr.io",
+    )
+    assert result.returncode != 0
+    assert "credentials are for ghcr.io (REGISTRY_HOST), but the image goes to registry.test" in (
+        _one_line_error(result)
+    )
+    other = entry_points.repo / "builder-args.txt.other"
+    assert not other.exists() or "login" not in other.read_text()
+    assert "s3cret-token" not in result.stdout + result.stderr
+
+
 def test_push_refuses_a_digest_that_is_not_one(entry_points: EntryPoints) -> None:
     entry_points.add_builder("podman")
     error = _one_line_error(entry_points.run("push-image", FAKE_DIGEST="latest"))

@@ -36,12 +36,18 @@ INSTALL_STEP = 'sh -c "$INSTALL_COMMAND"'
 
 # Jobs get only the token scopes they use; the workflow default is contents: read.
 CREDENTIAL_PERMISSIONS = {"registry": {"packages": "write"}, "git": {"contents": "write"}}
-# The registry login push-image uses; git pushes with the job token that checkout keeps
-# (persist-credentials: true, only in jobs that push to git).
+# The registry login push-image uses, in the environment of the push step alone (not of
+# the install step, which runs third-party code): the repository's REGISTRY_USERNAME /
+# REGISTRY_PASSWORD secrets for the registry the REGISTRY_HOST variable names, else the job
+# token for ghcr.io. push-image refuses to send them to any other registry. git pushes with
+# the job token that checkout keeps (persist-credentials: true, only in jobs that push).
 CREDENTIAL_ENV = {
     "registry": {
-        "REGISTRY_USERNAME": "${{ github.actor }}",
-        "REGISTRY_PASSWORD": "${{ secrets.GITHUB_TOKEN }}",
+        "REGISTRY_HOST": "${{ secrets.REGISTRY_PASSWORD && vars.REGISTRY_HOST || 'ghcr.io' }}",
+        "REGISTRY_USERNAME": (
+            "${{ secrets.REGISTRY_PASSWORD && secrets.REGISTRY_USERNAME || github.actor }}"
+        ),
+        "REGISTRY_PASSWORD": "${{ secrets.REGISTRY_PASSWORD || secrets.GITHUB_TOKEN }}",
     },
     "git": {},
 }
@@ -148,6 +154,12 @@ def steps(pipeline: Pipeline, stage: Stage, cache: bool) -> list[str]:
         lines.append(f"        run: {marked(ci_jinja.yaml_scalar(commands[0]))}")
     else:
         _block(lines, "        ", "run", [marked(line) for line in commands])
+    credentials = {
+        name: value for kind in stage.credentials for name, value in CREDENTIAL_ENV[kind].items()
+    }
+    if credentials:
+        lines.append("        env:")
+        lines += [f"          {name}: {value}" for name, value in credentials.items()]
     if stage.summary:
         lines += [
             "      - name: Job summary",
@@ -219,9 +231,7 @@ def job(pipeline: Pipeline, stage: Stage, in_promotion: bool = False, release: b
             # Queue, never cancel: a half-done deployment is worse than a late one.
             "      cancel-in-progress: false",
         ]
-    env = {
-        name: value for kind in stage.credentials for name, value in CREDENTIAL_ENV[kind].items()
-    }
+    env = {}
     for producer in pipeline.dotenv_producers(stage):
         assert producer.dotenv is not None
         for variable in producer.dotenv.variables:

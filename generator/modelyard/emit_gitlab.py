@@ -20,6 +20,9 @@ INSTALL_STEP = 'sh -c "$INSTALL_COMMAND"'
 # GITOPS_REPO_URL CI/CD variable; see ci/README.md of the template.
 CREDENTIAL_VARIABLES: dict[str, dict[str, str]] = {
     "registry": {
+        # push-image sends these to $CI_REGISTRY only; project variables of the same names
+        # (REGISTRY_HOST too) point the push at another registry.
+        "REGISTRY_HOST": "$CI_REGISTRY",
         "REGISTRY_USERNAME": "$CI_REGISTRY_USER",
         "REGISTRY_PASSWORD": "$CI_REGISTRY_PASSWORD",
     },
