@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import k8s
 import pytest
 
 from modelyard.new import generate
@@ -73,3 +74,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A registry on 127.0.0.1 for the whole session, stopped when the session ends."""
     with running_registry(tmp_path_factory.mktemp("registry")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def crd_validators() -> k8s.CrdValidators:
+    """The real CRD schemas (Argo CD, Prometheus Operator, Kubeflow Trainer), strict."""
+    return k8s.load_crd_validators()

@@ -25,7 +25,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import k8s
 import kubernetes_validate
 import pytest
 import yaml
@@ -191,11 +190,6 @@ def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         overlays=overlays,
         argocd=kustomize(deploy_dir / "argocd", deploy_dir),
     )
-
-
-@pytest.fixture(scope="session")
-def crd_validators() -> k8s.CrdValidators:
-    return k8s.load_crd_validators()
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

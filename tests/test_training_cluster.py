@@ -57,11 +57,6 @@ CALL_PERMISSIONS = {
 }
 
 
-@pytest.fixture(scope="session")
-def crd_validators() -> k8s.CrdValidators:
-    return k8s.load_crd_validators()
-
-
 @pytest.fixture(scope="module", params=CASES, ids=["defaults", "non-default"])
 def repo(request, tmp_path_factory) -> tuple[dict[str, Any], Path]:
     repo = render(tmp_path_factory.mktemp("cluster") / "repo", request.param)

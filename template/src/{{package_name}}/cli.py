@@ -37,16 +37,9 @@ def _load(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    config = _load(args)
-    if config.train.launcher == "cluster":
-        # Launching a TrainJob needs kubectl, not torch: a CI job may install no torch.
-        from . import trainjob
+    from . import pipeline
 
-        trainjob.run(config)
-        return 0
-    from . import train
-
-    train.run(config)
+    pipeline.run_train(_load(args))
     return 0
 
 

@@ -16,12 +16,25 @@ from .errors import StageError
 Stage = tuple[str, Callable[[Config], Any]]
 
 
+def run_train(config: Config) -> dict[str, Any]:
+    """The train stage: here (or under torchrun), or, with `train.launcher: cluster`, as a
+    Kubeflow Trainer TrainJob whose output lands in the same artifacts folder. Launching
+    imports no torch: a CI job that only launches may install none."""
+    if config.train.launcher == "cluster":
+        from . import trainjob
+
+        return trainjob.run(config)
+    from . import train
+
+    return train.run(config)
+
+
 def stages() -> list[Stage]:
     """The local pipeline; imported here so `python -m <package> --help` stays fast."""
-    from . import evaluate, export, train, verify
+    from . import evaluate, export, verify
 
     return [
-        ("train", train.run),
+        ("train", run_train),
         ("evaluate", evaluate.run),
         ("export", export.run),
         ("verify", verify.run),

@@ -39,15 +39,8 @@ from .metrics import confusion_matrix
 
 
 def run(config: Config) -> dict[str, Any]:
-    """Train with `config`, write the artifacts, return the metrics written (on every rank).
-
-    With `train.launcher: cluster` the training runs in a Kubeflow Trainer TrainJob and
-    its output lands in the same artifacts folder (see trainjob.py).
-    """
-    if config.train.launcher == "cluster":
-        from . import trainjob
-
-        return trainjob.run(config)
+    """Train with `config` in this process, write the artifacts, return the metrics written
+    (on every rank). `pipeline.run_train` sends `train.launcher: cluster` elsewhere."""
     world = distributed.from_environment()
     world, device = distributed.start(world, modeling.resolve_device(config.train.device))
     metrics = _run(config, world, device)
