@@ -384,7 +384,7 @@ def test_argocd_reads_the_overlays_from_the_configured_repository(rendered):
 
 def test_the_gitops_stage_targets_what_argocd_reads(rendered):
     package = rendered.answer("package_name")
-    settings = runpy.run_path(str(rendered.repo / "src" / package / "gitops_settings.py"))
+    settings = runpy.run_path(str(rendered.repo / "src" / package / "gitops" / "settings.py"))
     applications = by_kind(rendered.argocd, "Application")
     assert settings["GITOPS_MODE"] == rendered.answers["gitops_mode"]
     assert settings["ENVIRONMENTS"] == rendered.environments

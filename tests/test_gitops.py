@@ -72,7 +72,7 @@ def test_config_repo_mode_seeds_deploys_and_promotes(render_repo, tmp_path):
         }
     )
 
-    # No --repo anywhere: the URL comes from the answers (gitops_settings.py).
+    # No --repo anywhere: the URL comes from the answers (gitops/settings.py).
     succeeded(gitops(repo, "seed"))
     succeeded(gitops(repo, *SET_IMAGE))
     output = succeeded(gitops(repo, "promote", "--push", "--from", "dev", "--to", "prod"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from modelyard.new import GenerationError, parse_data
-from modelyard.paths import COPIER_YML
+from modelyard.paths import COPIER_YML, TEMPLATE_DIR
 
 from conftest import render
 
@@ -85,12 +86,26 @@ def test_bad_answer_is_refused_and_leaves_nothing(tmp_path: Path, answers, messa
         "localhost:5000/models/fraud",
         "fraud",
         "reg.io:443/a/b__c/d.e",
+        # A one-component host with a port, as a cluster-internal registry is often named.
+        "registry:5000/models/x",
     ],
 )
 def test_valid_image_references_are_accepted(tmp_path: Path, image_repository: str) -> None:
     repo = render(tmp_path / "repo", {"image_repository": image_repository})
     answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
     assert answers["image_repository"] == image_repository
+    # The generated code, which builds, pushes and deploys the image, agrees.
+    oci = runpy.run_path(str(repo / "src" / answers["package_name"] / "oci.py"))
+    assert oci["is_repository"](image_repository)
+    reference = oci["REFERENCE_PATTERN"].fullmatch(f"{image_repository}@sha256:{'a' * 64}")
+    assert reference is not None and reference["repository"] == image_repository
+
+
+def test_copier_validates_image_repository_with_the_generated_code_grammar() -> None:
+    """One grammar: copier.yml's validator holds a copy of oci.py's REPOSITORY, exactly."""
+    oci = runpy.run_path(str(TEMPLATE_DIR / "src" / "{{package_name}}" / "oci.py"))
+    validator = yaml.safe_load(COPIER_YML.read_text())["image_repository"]["validator"]
+    assert f"regex_search('\\A{oci['REPOSITORY']}\\Z')" in validator
 
 
 def test_derived_names_follow_the_project_name(tmp_path: Path) -> None:

@@ -2,10 +2,10 @@
 
 `deploy/overlays/<env>/kustomization.yaml` holds it in two places that always change
 together: the `images:` entry that replaces the base's placeholder image by
-REPOSITORY@DIGEST, and `commonAnnotations` naming the model version and the digest of the
-metrics that let the model through the quality gate. Edits are ruamel.yaml round trips, so
-the comments, key order and quoting a person wrote survive, and writing what is already
-there leaves the file unchanged byte for byte.
+REPOSITORY@DIGEST, and `commonAnnotations` naming the model version, the digest of the
+metrics that let the model through the quality gate and the CI build that deployed it.
+Edits are ruamel.yaml round trips, so the comments, key order and quoting a person wrote
+survive, and writing what is already there leaves the file unchanged byte for byte.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import StageError
+from ..errors import StageError
+from ..oci import DIGEST_PATTERN, REFERENCE_PATTERN
+from .build import Build
 
 # The image name in deploy/base/deployment.yaml that every overlay's `images:` entry replaces.
 IMAGE_PLACEHOLDER = "model-server"
@@ -26,17 +28,9 @@ IMAGE_PLACEHOLDER = "model-server"
 NEVER_DEPLOYED = "sha256:" + "0" * 64
 MODEL_VERSION_ANNOTATION = "modelyard.io/model-version"
 METRICS_DIGEST_ANNOTATION = "modelyard.io/metrics-digest"
+# The CI build that deployed it (gitops/build.py), absent after a deploy by hand.
+BUILD_ANNOTATION = "modelyard.io/build"
 
-# The OCI distribution grammar: an optional registry host (with port), then lowercase path
-# components joined by "/".
-_HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = rf"(?:{_HOST}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
-_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
-_IMAGE_REFERENCE = re.compile(
-    rf"(?P<repository>{_REPOSITORY})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>[^@]*))?"
-)
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _ENVIRONMENT = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 # Model versions ("0.1.0+g1a2b3c4d5e6f") and metrics digests ("sha256:..."): one token.
 _ANNOTATION_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,199}")
@@ -61,7 +55,7 @@ class ImageReference:
     def parse(cls, text: str) -> ImageReference:
         """REPOSITORY@sha256:HEX (a tag beside the digest is dropped: the digest decides)."""
         text = text.strip()
-        match = _IMAGE_REFERENCE.fullmatch(text)
+        match = REFERENCE_PATTERN.fullmatch(text)
         if not match:
             raise ImageReferenceError(
                 f"image {text!r} is not an image reference: expected {_EXAMPLE}"
@@ -73,7 +67,7 @@ class ImageReference:
                 f"image {text!r} has {named}: deploy by digest ({_EXAMPLE}; push-image "
                 "writes it to artifacts/image.env) so that what runs is exactly what was tested"
             )
-        if not _DIGEST.fullmatch(digest):
+        if not DIGEST_PATTERN.fullmatch(digest):
             raise ImageReferenceError(
                 f"image {text!r} has a malformed digest {digest!r}: expected 'sha256:' "
                 "followed by 64 lowercase hex digits"
@@ -91,6 +85,7 @@ class Release:
     image: ImageReference
     model_version: str
     metrics_digest: str
+    build: Build | None = None
 
     def __post_init__(self) -> None:
         for name in ("model_version", "metrics_digest"):
@@ -106,7 +101,8 @@ class Release:
         return self.image.digest != NEVER_DEPLOYED
 
     def describe(self) -> str:
-        return f"{self.image} (model {self.model_version}, metrics {self.metrics_digest})"
+        built = f", build {self.build}" if self.build else ""
+        return f"{self.image} (model {self.model_version}, metrics {self.metrics_digest}{built})"
 
 
 def check_environment_name(environment: str) -> None:
@@ -152,11 +148,13 @@ class Overlay:
                 "`digest` (set them with `gitops set-image`)"
             )
         annotations = self._annotations(document) or {}
+        build = annotations.get(BUILD_ANNOTATION)
         try:
             return Release(
                 image=ImageReference.parse(f"{repository}@{digest}"),
                 model_version=str(annotations.get(MODEL_VERSION_ANNOTATION, "unreleased")),
                 metrics_digest=str(annotations.get(METRICS_DIGEST_ANNOTATION, "none")),
+                build=None if build is None else Build.parse(str(build)),
             )
         except StageError as error:
             raise OverlayError(f"{self.path}: {error}") from None
@@ -176,6 +174,10 @@ class Overlay:
             document.insert(list(document).index("images"), "commonAnnotations", annotations)
         _assign(annotations, MODEL_VERSION_ANNOTATION, release.model_version)
         _assign(annotations, METRICS_DIGEST_ANNOTATION, release.metrics_digest)
+        if release.build is None:
+            annotations.pop(BUILD_ANNOTATION, None)
+        else:
+            _assign(annotations, BUILD_ANNOTATION, str(release.build))
         updated = _dump(document)
         if updated == original:
             return False

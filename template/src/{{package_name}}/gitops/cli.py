@@ -8,7 +8,7 @@
 
 Without --push they edit deploy/ in the current directory (try it, review the diff). With
 --push they commit the change to the repository Argo CD reads and push it, rebasing and
-retrying when another deploy pushed first (gitops_repo.py). Argo CD then syncs.
+retrying when another deploy pushed first (gitops/repo.py). Argo CD then syncs.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from . import MODEL_NAME, gitops_settings
-from .errors import StageError
-from .gitops_overlay import (
+from .. import MODEL_NAME
+from ..errors import StageError
+from . import build, settings
+from .build import Build
+from .overlay import (
     NEVER_DEPLOYED,
     ImageReference,
     Overlay,
@@ -32,7 +34,7 @@ from .gitops_overlay import (
     check_environment_name,
     overlay_environments,
 )
-from .gitops_repo import Workspace, cloned, publish, worktree
+from .repo import DEPLOY_TRAILER, Workspace, cloned, deploy_commit, publish, worktree
 
 DEFAULT_EXPORT_JSON = "artifacts/export.json"
 DEFAULT_IMAGE_ENV = "artifacts/image.env"
@@ -62,24 +64,50 @@ def set_image(args: argparse.Namespace) -> int:
             "push-image wrote"
         )
     model_version, metrics_digest = _provenance(args)
-    release = Release(image=image, model_version=model_version, metrics_digest=metrics_digest)
+    this_build = Build.parse(args.build) if args.build else build.current()
+    release = Release(
+        image=image, model_version=model_version, metrics_digest=metrics_digest, build=this_build
+    )
+    if args.push:
+        deployed = deploy_commit(Path.cwd())
+        if deployed is not None:
+            # A CI system that ignores [skip ci] (Jenkins) built the deploy commit itself: its
+            # model is the one the build before deployed. Deploying it again would make
+            # another deploy commit, and another build: a loop.
+            print(
+                f"this build's commit {deployed[:12]} is a deploy commit (it only changed "
+                f"{args.deploy_dir}/): nothing new to deploy to {args.env}"
+            )
+            return 0
+
+    def keep_newer(running: Release) -> str | None:
+        if args.allow_older or this_build is None or running.build is None:
+            return None
+        if not running.build.newer_than(this_build):
+            return None
+        return (
+            f"{args.env} runs {running.image} of build {running.build}, newer than this build "
+            f"{this_build}: left as it is (--allow-older deploys an older build on purpose)"
+        )
+
     return _apply(
         args,
         args.env,
         lambda deploy_dir: release,
         lambda written: f"Deploy {MODEL_NAME} {written.model_version} to {args.env}",
+        keep_newer,
     )
 
 
 def promote(args: argparse.Namespace) -> int:
     source, target = args.source, args.target
-    order = list(gitops_settings.ENVIRONMENTS)
+    order = list(settings.ENVIRONMENTS)
     for environment in (source, target):
         check_environment_name(environment)
         if environment not in order:
             raise GitOpsError(
                 f"{environment!r} is not in the promotion order {' -> '.join(order)} "
-                "(ENVIRONMENTS in gitops_settings.py)"
+                "(ENVIRONMENTS in gitops/settings.py)"
             )
     following = order[order.index(source) + 1 : order.index(source) + 2]
     if following != [target]:
@@ -102,7 +130,9 @@ def promote(args: argparse.Namespace) -> int:
     def title(release: Release) -> str:
         return f"Promote {MODEL_NAME} {release.model_version} from {source} to {target}"
 
-    return _apply(args, target, release_of_source, title)
+    # A promotion is a person's decision: it copies what the source runs, whatever the target
+    # ran before (an older build included, which is how a rollback is promoted).
+    return _apply(args, target, release_of_source, title, lambda running: None)
 
 
 def show(args: argparse.Namespace) -> int:
@@ -111,7 +141,7 @@ def show(args: argparse.Namespace) -> int:
         present = overlay_environments(deploy_dir)
         if not present:
             raise OverlayError(f"no overlays under {deploy_dir / 'overlays'}")
-        order = list(gitops_settings.ENVIRONMENTS)
+        order = list(settings.ENVIRONMENTS)
         ordered = [env for env in order if env in present]
         ordered += [env for env in present if env not in order]
         rows = [("environment", "image", "model version", "metrics digest")]
@@ -161,37 +191,50 @@ def _apply(
     environment: str,
     release_for: Callable[[Path], Release],
     title: Callable[[Release], str],
+    keep: Callable[[Release], str | None],
 ) -> int:
     """Write a release into `environment`'s overlay: here, or committed and pushed.
 
     `release_for` reads what to write from the deploy/ tree being changed, once: a retry
     after a concurrent push writes this same release again and never re-reads a source
-    overlay that moved meanwhile.
+    overlay that moved meanwhile. `keep` looks at what the environment runs and gives a
+    reason to leave it as it is, or None; after a concurrent push it looks again.
     """
     if not args.push:
         deploy_dir = Path(args.deploy_dir)
         release = release_for(deploy_dir)
-        changed = Overlay(deploy_dir, environment).write(release)
+        overlay = Overlay(deploy_dir, environment)
+        reason = keep(overlay.read())
+        if reason:
+            print(reason)
+            return 0
+        changed = overlay.write(release)
         print(f"{environment} {'now runs' if changed else 'already runs'} {release.describe()}")
         return 0
     with _pushable_workspace(args) as workspace:
         release = release_for(workspace.root / args.deploy_dir)
+        kept: list[str] = []
 
         def edit(root: Path) -> list[Path]:
             overlay = Overlay(root / args.deploy_dir, environment)
+            kept[:] = [reason] if (reason := keep(overlay.read())) else []
+            if kept:
+                return []
             return [overlay.path.relative_to(root)] if overlay.write(release) else []
 
-        commit = publish(workspace, edit, _message(title(release), release), attempts=args.attempts)
+        message = _message(title(release), release, environment)
+        commit = publish(workspace, edit, message, attempts=args.attempts)
         where = f"{workspace.branch} of {workspace.label}"
         if commit is None:
-            print(f"{environment} already runs {release.describe()}: nothing to push")
+            unchanged = f"{environment} already runs {release.describe()}: nothing to push"
+            print(kept[0] if kept else unchanged)
         else:
             print(f"{environment} now runs {release.describe()}")
             print(f"pushed {commit[:12]} to {where}")
     return 0
 
 
-def _message(title: str, release: Release) -> str:
+def _message(title: str, release: Release, environment: str) -> str:
     lines = [
         title,
         "",
@@ -199,16 +242,17 @@ def _message(title: str, release: Release) -> str:
         f"model version: {release.model_version}",
         f"metrics digest: {release.metrics_digest}",
     ]
-    if gitops_settings.GITOPS_MODE == "same-repo":
+    if settings.GITOPS_MODE == "same-repo":
         # The deploy commit lands in the model repository itself: it must not start the
-        # pipeline that made it (GitHub Actions and GitLab CI honour this marker).
+        # pipeline that made it (GitHub Actions and GitLab CI honour this marker; Jenkins
+        # does not, and set-image recognises the trailer below instead).
         lines += ["", "[skip ci]"]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", f"{DEPLOY_TRAILER}: {environment}"]) + "\n"
 
 
 def _config_repo_url() -> str | None:
-    if gitops_settings.GITOPS_MODE == "config-repo":
-        return gitops_settings.GITOPS_REPO_URL
+    if settings.GITOPS_MODE == "config-repo":
+        return settings.GITOPS_REPO_URL
     return None
 
 
@@ -302,6 +346,15 @@ def _parser() -> argparse.ArgumentParser:
     set_image_parser.add_argument(
         "--export-json", default=DEFAULT_EXPORT_JSON, help="written by the export stage"
     )
+    set_image_parser.add_argument(
+        "--build",
+        help="the CI build deploying, SYSTEM-NUMBER (default: read from the CI's own variables)",
+    )
+    set_image_parser.add_argument(
+        "--allow-older",
+        action="store_true",
+        help="deploy even if the environment runs a newer build (a rollback by hand)",
+    )
     _add_target_arguments(set_image_parser)
 
     promote_parser = command(
@@ -319,7 +372,7 @@ def _parser() -> argparse.ArgumentParser:
         "seed", seed, "copy deploy/ into an empty GitOps config repository and push it"
     )
     seed_parser.add_argument(
-        "--repo", help="config repository URL (default: $GITOPS_REPO_URL, else gitops_settings)"
+        "--repo", help="config repository URL (default: $GITOPS_REPO_URL, else gitops/settings.py)"
     )
     _add_location_arguments(seed_parser)
     _add_attempts_argument(seed_parser)
@@ -329,12 +382,12 @@ def _parser() -> argparse.ArgumentParser:
 def _add_location_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--deploy-dir",
-        default=gitops_settings.DEPLOY_DIR,
+        default=settings.DEPLOY_DIR,
         help="the Kustomize tree, relative to the repository root (default: %(default)s)",
     )
     parser.add_argument(
         "--branch",
-        default=os.environ.get("GITOPS_BRANCH", gitops_settings.GITOPS_BRANCH),
+        default=os.environ.get("GITOPS_BRANCH", settings.GITOPS_BRANCH),
         help="branch Argo CD follows (default: $GITOPS_BRANCH, else %(default)s)",
     )
 
@@ -358,7 +411,7 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repo",
         help="with --push: clone this URL and push there (default: $GITOPS_REPO_URL, else the "
-        "config repository in gitops_settings, else this checkout's origin)",
+        "config repository in gitops/settings.py, else this checkout's origin)",
     )
     _add_location_arguments(parser)
     _add_attempts_argument(parser)

@@ -22,9 +22,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import StageError
+from ..errors import StageError
 
 REMOTE = "origin"
+# The trailer every deploy commit ends with, naming the environment it deployed.
+DEPLOY_TRAILER = "Modelyard-Deploy"
 # Who commits when the machine has no git identity (a bare CI runner).
 FALLBACK_IDENTITY = ("gitops", "gitops@example.invalid")
 
@@ -67,11 +69,35 @@ def checked_branch(branch: str, cwd: Path) -> str:
     return branch
 
 
+# With GITOPS_TOKEN set, git answers an HTTPS password prompt with it (username
+# GITOPS_USERNAME, default x-access-token as GitHub wants; GitLab takes any name for a
+# project access token). The helper reads the token from the environment when git asks:
+# it is never written to .git/config, a URL or a command line.
+_TOKEN_HELPER = (
+    '!f() { test "$1" = get || exit 0; '
+    'printf "username=%s\\npassword=%s\\n" '
+    '"${GITOPS_USERNAME:-x-access-token}" "$GITOPS_TOKEN"; }; f'
+)
+
+
+def _token_config(environ: dict[str, str]) -> dict[str, str]:
+    """GIT_CONFIG_* entries adding the token helper, after any the caller already set."""
+    if not environ.get("GITOPS_TOKEN"):
+        return {}
+    count = int(environ.get("GIT_CONFIG_COUNT", "0") or 0)
+    return {
+        "GIT_CONFIG_COUNT": str(count + 1),
+        f"GIT_CONFIG_KEY_{count}": "credential.helper",
+        f"GIT_CONFIG_VALUE_{count}": _TOKEN_HELPER,
+    }
+
+
 def git(
     *args: str, cwd: Path, check: bool = True, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
+        **_token_config(dict(os.environ)),
         "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,
         # Never wait for a password on a terminal that nobody watches.
         "GIT_TERMINAL_PROMPT": "0",
@@ -99,6 +125,16 @@ def git(
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return redact(lines[-1]) if lines else "no output"
+
+
+def deploy_commit(checkout: Path) -> str | None:
+    """The checkout's HEAD when a deploy made it (it carries DEPLOY_TRAILER), else None."""
+    result = git(
+        "log", "-1", f"--format=%H %(trailers:key={DEPLOY_TRAILER},valueonly,separator=%x2C)",
+        cwd=checkout, check=False,
+    )  # fmt: skip
+    commit, _, environments = result.stdout.strip().partition(" ")
+    return commit if result.returncode == 0 and environments.strip() else None
 
 
 @dataclasses.dataclass(frozen=True)
