@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from modelyard import emit_github, emit_gitlab, emit_jenkins
+from modelyard import ci_jinja, emit_github, emit_gitlab, emit_jenkins
 
 import jenkinsfile
 
@@ -68,7 +68,7 @@ def read_gitlab(repo: Path) -> list[Job]:
             if isinstance(value, dict) and value.get("stage") == stage
         ]
         job = document[name]
-        assert job["before_script"] == [emit_gitlab.INSTALL_STEP], name
+        assert job["before_script"] == [ci_jinja.INSTALL_STEP], name
         needs = {entry["job"] for entry in job["needs"]}
         downloads = {entry["job"] for entry in job["needs"] if entry["artifacts"]}
         artifacts = job.get("artifacts", {})
@@ -126,7 +126,7 @@ def read_github_workflow(path: Path, workflow: str) -> list[Job]:
     for name, job in document["jobs"].items():
         steps = job["steps"]
         [install] = [step for step in steps if step.get("name") == "Install"]
-        assert install["run"] == emit_github.INSTALL_STEP, name
+        assert install["run"] == ci_jinja.INSTALL_STEP, name
         commands = _stage_step(name, job)["run"].strip().splitlines()
         downloads = {step["with"]["name"] for step in steps if _uses(step, "download-artifact")}
         keeps = [
@@ -211,7 +211,7 @@ def read_jenkins(repo: Path, default_branch: str, tag_pattern: str) -> list[Job]
         parts = jenkinsfile.sections(node["block"])
         steps = _jenkins_steps(parts["steps"]["block"])
         scripts = [step["args"][0]["lit"] for step in steps if step["call"] == "sh"]
-        assert scripts[0] == emit_jenkins.INSTALL_STEP, name
+        assert scripts[0] == ci_jinja.INSTALL_STEP, name
         commands = []
         for script in scripts[1:]:
             # The dotenv an earlier stage wrote is sourced in front of the command.
@@ -223,9 +223,10 @@ def read_jenkins(repo: Path, default_branch: str, tag_pattern: str) -> list[Job]
             if step["call"] == "stash"
             for path in dict(step["named"])["includes"]["lit"].split(",")
         ]
-        agent = parts.get("agent")
+        # Every stage takes an agent of its own (the pipeline has `agent none`).
+        agent = parts["agent"]
         runner = None
-        if agent:
+        if agent["block"]:
             [label] = agent["block"]
             assert label["call"] == "label", (name, agent)
             runner = label["args"][0]["lit"]

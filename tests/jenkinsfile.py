@@ -74,7 +74,13 @@ PIPELINE_OPTIONS = {
     "timeout",
     "timestamps",
 }
-STAGE_OPTIONS = {"retry", "skipDefaultCheckout", "timeout", "timestamps"}
+# `lock` comes from the Lockable Resources plugin.
+STAGE_OPTIONS = {"lock", "retry", "skipDefaultCheckout", "timeout", "timestamps"}
+# Stage options that bound or serialise work: Jenkins applies options before `input`, so
+# on a stage that waits for an approval they would count (or hold) the wait itself.
+WAIT_SENSITIVE_OPTIONS = {"lock", "timeout"}
+# Steps that need a workspace, so an agent (with `agent none`, a stage must bring its own).
+WORKSPACE_STEPS = {"archiveArtifacts", "junit", "sh", "stash", "unstash"}
 PARAMETER_TYPES = {"booleanParam", "choice", "password", "string", "text"}
 INPUT_KEYS = {"message", "id", "ok", "submitter", "submitterParameter", "parameters"}
 
@@ -328,6 +334,71 @@ def semantic_errors(ast: dict[str, Any]) -> list[str]:
         for condition in (post or {}).get("conditions", []):
             if condition["condition"] not in POST_CONDITIONS:
                 errors.append(f"unknown post condition {condition['condition']!r}")
+    return errors + approval_errors(pipeline, stages) + credential_errors(stages)
+
+
+def _steps_of(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for step in steps:
+        found.append(step)
+        found += _steps_of(step.get("children", []))
+    return found
+
+
+def _stage_steps(stage: dict[str, Any]) -> list[dict[str, Any]]:
+    return _steps_of([step for branch in stage.get("branches", []) for step in branch["steps"]])
+
+
+def approval_errors(pipeline: dict[str, Any], stages: list[dict[str, Any]]) -> list[str]:
+    """Jenkins' documented order (a stage's options, then its input, then its agent and
+    when) and what it implies for a stage that waits for a person."""
+    errors = []
+    waiting = [stage for stage in stages if "input" in stage]
+    top_agent = pipeline.get("agent", {}).get("type")
+    if waiting and top_agent != "none":
+        errors.append(
+            f"stages {[s['name'] for s in waiting]} wait for input under `agent {top_agent}`: "
+            "the build holds an executor while nobody approves (use agent none)"
+        )
+    options = [option["name"] for option in pipeline.get("options", {}).get("options", [])]
+    if waiting and "disableConcurrentBuilds" in options:
+        errors.append("disableConcurrentBuilds with an input: every later build queues behind it")
+    if waiting and "timeout" in options:
+        errors.append("a pipeline timeout with an input: the approval wait counts against it")
+    for stage in waiting:
+        for option in stage.get("options", {}).get("options", []):
+            if option["name"] in WAIT_SENSITIVE_OPTIONS:
+                errors.append(
+                    f"stage {stage['name']!r}: options {{ {option['name']} }} apply before "
+                    "its input, so they cover the approval wait: wrap the steps instead"
+                )
+    if top_agent == "none":
+        for stage in stages:
+            needs_workspace = any(s["name"] in WORKSPACE_STEPS for s in _stage_steps(stage))
+            if needs_workspace and "agent" not in stage:
+                errors.append(f"stage {stage['name']!r} runs steps with no agent (agent none)")
+        for condition in (pipeline.get("post") or {}).get("conditions", []):
+            steps = _steps_of(condition["branch"]["steps"])
+            if any(step["name"] in WORKSPACE_STEPS for step in steps):
+                errors.append("pipeline post steps need a workspace, and agent none has none")
+    return errors
+
+
+def credential_errors(stages: list[dict[str, Any]]) -> list[str]:
+    """Credentials are bound around the commands that use them, never around the install
+    step, which runs code fetched from a package index."""
+    errors = []
+    for stage in stages:
+        for step in _stage_steps(stage):
+            if step["name"] != "withCredentials":
+                continue
+            for inner in _steps_of(step.get("children", [])):
+                script = inner.get("arguments", {})
+                text = script.get("value", "") if isinstance(script, dict) else ""
+                if inner["name"] == "sh" and "$INSTALL_COMMAND" in str(text):
+                    errors.append(
+                        f"stage {stage['name']!r}: withCredentials wraps the install step"
+                    )
     return errors
 
 
@@ -455,6 +526,13 @@ class Harness:
                 if root.tag not in ("testsuite", "testsuites"):
                     raise _StepFailed(f"junit: {path} is not a JUnit XML report")
                 self.junit_files.append(path.relative_to(self.workspace).as_posix())
+        elif name == "timeout":
+            # The step form: the time limit starts when the step does (after an approval).
+            self.run_steps(step["block"] or [], env, log, _timeout_of(step))
+        elif name == "lock":
+            # One build at a time runs here, so the lock is always free; what it must
+            # not hold (an approval wait) is checked by approval_errors.
+            self.run_steps(step["block"] or [], env, log, timeout)
         elif name == "withCredentials":
             bound = dict(env)
             for binding in step["args"][0]["list"]:
@@ -501,14 +579,27 @@ def evaluate_when(condition: dict[str, Any], env: dict[str, str]) -> bool:
     raise JenkinsfileError(f"the harness does not evaluate the when condition {name!r}")
 
 
+def _timeout_of(call: dict[str, Any]) -> float:
+    named = _named(call)
+    unit = _literal(named.get("unit", {"lit": "MINUTES"}))
+    factor = {"SECONDS": 1, "MINUTES": 60, "HOURS": 3600}[unit]
+    return float(_literal(named["time"])) * factor
+
+
 def _timeout_seconds(options: dict[str, Any] | None) -> float | None:
     for option in (options or {}).get("block") or []:
         if option["call"] == "timeout":
-            named = _named(option)
-            unit = _literal(named.get("unit", {"lit": "MINUTES"}))
-            factor = {"SECONDS": 1, "MINUTES": 60, "HOURS": 3600}[unit]
-            return float(_literal(named["time"])) * factor
+            return _timeout_of(option)
     return None
+
+
+def _may_approve(input_node: dict[str, Any], approver: str, groups: dict[str, set[str]]) -> bool:
+    """Jenkins' `submitter`: comma-separated users or groups; absent, anyone may approve."""
+    fields = {child["call"]: child for child in input_node["block"] or []}
+    if "submitter" not in fields:
+        return True
+    allowed = {name.strip() for name in _literal(fields["submitter"]["args"][0]).split(",")}
+    return approver in allowed or bool(groups.get(approver, set()) & allowed)
 
 
 def _pipeline_environment(
@@ -537,6 +628,17 @@ def _agent_label(node: dict[str, Any]) -> str:
     return str(_literal(entry["args"][0]))
 
 
+def _run_post(
+    harness: Harness, post: dict[str, Any] | None, failed: bool, env: dict[str, str]
+) -> None:
+    for condition in (post or {}).get("block") or []:
+        applies = {"always": True, "success": not failed, "failure": failed}
+        if condition["call"] not in applies:
+            raise JenkinsfileError(f"the harness does not run post {condition['call']!r}")
+        if applies[condition["call"]]:
+            harness.run_steps(condition["block"] or [], env, [], None)
+
+
 def run_pipeline(
     jenkinsfile: Path,
     workspace: Path,
@@ -549,12 +651,16 @@ def run_pipeline(
     credentials: dict[str, tuple[str, str]] | None = None,
     extra_env: dict[str, str] | None = None,
     agents: dict[str, Path] | None = None,
+    approver: str = "admin",
+    groups: dict[str, set[str]] | None = None,
 ) -> PipelineRun:
     """Run the Jenkinsfile's stages in `workspace` as a Jenkins agent would.
 
     `agents` maps an agent label to that agent's workspace, a checkout of the same commit
     (what Jenkins' default checkout gives a stage with its own `agent`): only stashes and
-    archives travel between workspaces.
+    archives travel between workspaces. `approve` names the stages whose input `approver`
+    answers; an input whose `submitter` does not name the approver (or one of the
+    approver's `groups`) stays waiting, as Jenkins refuses the answer.
     """
     found = sections(pipeline_block(parse_tree(jenkinsfile)))
     defaults = {}
@@ -587,12 +693,14 @@ def run_pipeline(
         if conditions and not all(evaluate_when(condition, env) for condition in conditions):
             runs.append(StageRun(name, "skipped"))
             continue
-        if "input" in parts and name not in approve:
+        if "input" in parts and (
+            name not in approve or not _may_approve(parts["input"], approver, groups or {})
+        ):
             runs.append(StageRun(name, "waiting"))
             stopped = True
             continue
         stage_workspace = workspace
-        if "agent" in parts:
+        if "agent" in parts and parts["agent"]["block"]:
             label = _agent_label(parts["agent"])
             if label not in (agents or {}):
                 # Jenkins queues the stage until an agent with the label comes online.
@@ -616,14 +724,10 @@ def run_pipeline(
             run.status = "failed"
             stopped = True
         finally:
+            _run_post(harness, parts.get("post"), run.status == "failed", dict(stage_env))
             harness.workspace = workspace
     failed = any(run.status == "failed" for run in runs)
-    for condition in (found.get("post") or {}).get("block") or []:
-        applies = {"always": True, "success": not failed, "failure": failed}
-        if condition["call"] not in applies:
-            raise JenkinsfileError(f"the harness does not run post {condition['call']!r}")
-        if applies[condition["call"]]:
-            harness.run_steps(condition["block"] or [], dict(env), [], None)
+    _run_post(harness, found.get("post"), failed, dict(env))
     archived = sorted(
         path.relative_to(harness.archive_root).as_posix()
         for path in harness.archive_root.rglob("*")

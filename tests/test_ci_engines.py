@@ -301,7 +301,11 @@ def test_jenkins_stages_run_in_order_to_dev_and_wait_before_prod(generated, regi
         workspace,
         tmp_path / "jenkins",
         branch="main",
-        approve={"promote-staging"},
+        # A developer answers both inputs: staging lets anyone who may build, prod only
+        # its approvers (`submitter`), so prod stays waiting.
+        approve={"promote-staging", "promote-prod"},
+        approver="dev-a",
+        groups={"dev-a": {"developers"}},
         credentials={"registry": ("ci", "unused-here"), "gitops-git": ("ci", "unused-here")},
         # INSTALL_COMMAND among them, as an administrator sets it on the agent.
         extra_env=variables,

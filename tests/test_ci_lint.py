@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from modelyard.paths import REPO_ROOT
+from modelyard.pipeline import load_pipeline
 
 import jenkinsfile
 from ci_tools import tool, tool_env
@@ -81,8 +82,9 @@ def test_a_pull_request_runs_the_ci_workflow_once(repo):
     assert "pull_request" in triggers and set(triggers) == {"push", "pull_request"}
 
 
-def test_registry_credentials_reach_only_the_push_step_and_name_their_registry(repo):
-    """The install step runs third-party code; the token must not be in its environment."""
+def test_credentials_reach_only_the_step_that_uses_them_and_no_checkout_keeps_one(repo):
+    """The install step runs third-party code: no token may be in its environment, in the
+    job's, or in .git/config (checkout's persist-credentials)."""
     for path in sorted((repo / ".github" / "workflows").glob("*.yml")):
         jobs = yaml.safe_load(path.read_text())["jobs"]
         for name, job in jobs.items():
@@ -90,12 +92,21 @@ def test_registry_credentials_reach_only_the_push_step_and_name_their_registry(r
             assert "secrets." not in job_env, (path.name, name)
             for step in job["steps"]:
                 step_env = step.get("env", {})
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, (path.name, name)
                 if step.get("id") == "push":
                     assert step_env["REGISTRY_PASSWORD"] == (
                         "${{ secrets.REGISTRY_PASSWORD || secrets.GITHUB_TOKEN }}"
                     )
                     # GitHub's token goes to ghcr.io only; push-image enforces REGISTRY_HOST.
                     assert step_env["REGISTRY_HOST"].endswith("|| 'ghcr.io' }}")
+                elif step.get("id") == name and "gitops" in step["run"]:
+                    # The GitOps push: the config repository and its token, when set.
+                    assert step_env == {
+                        "GITOPS_REPO_URL": "${{ vars.GITOPS_REPO_URL }}",
+                        "GITOPS_TOKEN": "${{ secrets.GITOPS_TOKEN || secrets.GITHUB_TOKEN }}",
+                    }
+                    assert job["permissions"]["contents"] == "write"
                 else:
                     assert not any("secrets." in str(v) for v in step_env.values()), (name, step)
     gitlab = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())
@@ -285,6 +296,82 @@ def test_the_harness_runs_a_stage_agent_in_its_own_workspace_or_waits_for_one(tm
     # No agent carries the label: Jenkins queues the stage, and nothing after it runs.
     waiting = jenkinsfile.run_pipeline(path, main, tmp_path / "b", branch="main")
     assert [stage.status for stage in waiting.stages] == ["waiting", "skipped"]
+
+
+# The Jenkinsfile modelyard emitted before approvals were enforced: one executor for the
+# whole build, the stage timeout around the input, concurrency disabled, credentials
+# around the install step.
+HOLDING_JENKINSFILE = """
+pipeline {
+    agent any
+    options {
+        timeout(time: 120, unit: 'MINUTES')
+        disableConcurrentBuilds()
+    }
+    stages {
+        stage('promote-prod') {
+            when {
+                beforeInput true
+                branch 'main'
+            }
+            input {
+                message 'Promote to prod?'
+            }
+            options {
+                timeout(time: 10, unit: 'MINUTES')
+                lock('gitops-prod')
+            }
+            steps {
+                withCredentials([usernamePassword(credentialsId: 'x', usernameVariable: 'U', passwordVariable: 'P')]) {
+                    sh 'sh -c "$INSTALL_COMMAND"'
+                }
+            }
+        }
+    }
+    post { always { junit 'x.xml' } }
+}
+"""
+
+
+def test_jenkins_rules_catch_an_approval_that_holds_an_executor_or_a_timeout(tmp_path):
+    path = tmp_path / "Jenkinsfile"
+    path.write_text(HOLDING_JENKINSFILE, encoding="utf-8")
+    errors = jenkinsfile.semantic_errors(jenkins_ast(path))
+    assert any("holds an executor while nobody approves" in error for error in errors)
+    assert any("every later build queues behind it" in error for error in errors)
+    assert any("the approval wait counts against it" in error for error in errors)
+    assert sum("cover the approval wait" in error for error in errors) == 2  # timeout, lock
+    assert "stage 'promote-prod': withCredentials wraps the install step" in errors
+    # With agent none, the same file's stage and post would have no workspace.
+    without_agent = HOLDING_JENKINSFILE.replace("    agent any", "    agent none", 1)
+    path.write_text(without_agent, encoding="utf-8")
+    errors = jenkinsfile.semantic_errors(jenkins_ast(path))
+    assert "stage 'promote-prod' runs steps with no agent (agent none)" in errors
+    assert "pipeline post steps need a workspace, and agent none has none" in errors
+
+
+def test_the_approval_names_its_approvers_and_starts_the_time_limit_after_it(repo):
+    """From the spec's `approval: true`: only the approvers may answer, and the stage's
+    time limit and lock wrap its steps, so they start once somebody approved."""
+    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    pipeline = load_pipeline().for_answers(answers)
+    found = jenkinsfile.sections(
+        jenkinsfile.pipeline_block(jenkinsfile.parse_tree(repo / "Jenkinsfile"))
+    )
+    for node in found["stages"]["block"]:
+        name = node["args"][0]["lit"]
+        parts = jenkinsfile.sections(node["block"])
+        if "input" not in parts:
+            continue
+        stage = pipeline.stage(name)
+        environment = pipeline.environment(stage.environment)
+        fields = {c["call"]: c["args"][0]["lit"] for c in parts["input"]["block"]}
+        assert fields.get("submitter") == environment.approvers, name
+        assert "options" not in parts, name
+        [lock] = parts["steps"]["block"]
+        assert (lock["call"], lock["args"][0]["lit"]) == ("lock", stage.concurrency)
+        [timeout] = lock["block"]
+        assert timeout["call"] == "timeout"
 
 
 def test_a_groovy_syntax_error_is_reported(tmp_path):

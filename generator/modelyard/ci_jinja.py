@@ -11,8 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from typing import Any
+
 import yaml
 
+from .ci_document import Choice
 from .pipeline import Pipeline, Stage, fill_placeholders
 
 # What a generated repository's CI file says about itself. It has no ci/pipeline.yml: the
@@ -22,6 +25,10 @@ HEADER = (
     "Edit it here to add or change a stage: `copier update` merges template changes into your",
     "edits (a three-way merge) and names any file where both changed the same lines.",
 )
+
+# The step every job runs first: the install command the CI variable INSTALL_COMMAND holds
+# (a variable, so that a mirror or an air-gapped runner can replace it).
+INSTALL_STEP = 'sh -c "$INSTALL_COMMAND"'
 
 _JINJA_EXPRESSION = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
 # A value every Jinja expression here renders to for the purpose of choosing YAML quoting:
@@ -57,6 +64,12 @@ def condition(pipeline: Pipeline, stage: Stage) -> str | None:
     if not pipeline.is_optional(stage):
         return None
     return f"'{stage.environment}' in environments"
+
+
+def present_when(pipeline: Pipeline, stage: Stage, value: Any) -> Any:
+    """`value`, kept only in repositories that have `stage` (see `condition`)."""
+    test = condition(pipeline, stage)
+    return value if test is None else Choice(test, value)
 
 
 def install_environment(pipeline: Pipeline, stage: Stage | None = None) -> dict[str, str]:

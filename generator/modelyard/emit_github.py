@@ -6,14 +6,16 @@ tags); `promote.yml` holds the manual stages, one job per environment, started b
 environment, so a required reviewer on `prod` gates the promotion there.
 
 Workflows use `${{ ... }}`, which Jinja would read as its own, so the emitted text is
-wrapped in `{% raw %}` and leaves it only where an answer is needed.
+wrapped in `{% raw %}` and leaves it only where an answer is needed. Each workflow is
+built as plain data and written by `ci_document.yaml_text`.
 """
 
 from __future__ import annotations
 
-import re
+from typing import Any
 
 from . import ci_jinja
+from .ci_document import Annotated, Choice, Comment, Spaced, yaml_text
 from .pipeline import Pipeline, Stage
 
 # Every action pinned to a full commit SHA (a tag can be moved); the version is the comment.
@@ -32,15 +34,18 @@ ACTIONS = {
     ),
 }
 RUNNER = "ubuntu-24.04"
-INSTALL_STEP = 'sh -c "$INSTALL_COMMAND"'
 
 # Jobs get only the token scopes they use; the workflow default is contents: read.
 CREDENTIAL_PERMISSIONS = {"registry": {"packages": "write"}, "git": {"contents": "write"}}
-# The registry login push-image uses, in the environment of the push step alone (not of
-# the install step, which runs third-party code): the repository's REGISTRY_USERNAME /
-# REGISTRY_PASSWORD secrets for the registry the REGISTRY_HOST variable names, else the job
-# token for ghcr.io. push-image refuses to send them to any other registry. git pushes with
-# the job token that checkout keeps (persist-credentials: true, only in jobs that push).
+# Credentials go into the environment of the one step that uses them, never into that of
+# the install step (which runs third-party code) nor into .git/config (checkout keeps no
+# token: persist-credentials is false in every job).
+# - registry: the repository's REGISTRY_USERNAME / REGISTRY_PASSWORD secrets for the
+#   registry the REGISTRY_HOST variable names, else the job token for ghcr.io; push-image
+#   refuses to send them to any other registry.
+# - git: the GITOPS_TOKEN secret (a token that may push to the config repository the
+#   GITOPS_REPO_URL variable names), else the job token for this repository; gitops hands
+#   it to git's password prompt only.
 CREDENTIAL_ENV = {
     "registry": {
         "REGISTRY_HOST": "${{ secrets.REGISTRY_PASSWORD && vars.REGISTRY_HOST || 'ghcr.io' }}",
@@ -49,31 +54,16 @@ CREDENTIAL_ENV = {
         ),
         "REGISTRY_PASSWORD": "${{ secrets.REGISTRY_PASSWORD || secrets.GITHUB_TOKEN }}",
     },
-    "git": {},
+    "git": {
+        "GITOPS_REPO_URL": "${{ vars.GITOPS_REPO_URL }}",
+        "GITOPS_TOKEN": "${{ secrets.GITOPS_TOKEN || secrets.GITHUB_TOKEN }}",
+    },
 }
 
-_OPEN, _CLOSE = "\x00", "\x01"
 
-
-def jinja(text: str) -> str:
-    """Mark Jinja inside the emitted text: it is left outside the raw blocks."""
-    return f"{_OPEN}{text}{_CLOSE}"
-
-
-def as_template(text: str) -> str:
-    """Wrap everything but the marked Jinja in raw blocks."""
-    body = "{% raw %}" + text.replace(_OPEN, "{% endraw %}").replace(_CLOSE, "{% raw %}")
-    return (body + "{% endraw %}").replace("{% raw %}{% endraw %}", "")
-
-
-def marked(text: str) -> str:
-    """Jinja produced by ci_jinja, marked so that it is not wrapped in raw."""
-    return re.sub(r"(\{\{.*?\}\}|\{%.*?%\})", lambda match: jinja(match.group(1)), text)
-
-
-def uses(action: str) -> str:
+def uses(action: str) -> Annotated:
     repository, sha, version = ACTIONS[action]
-    return f"{repository}@{sha}  # {version}"
+    return Annotated(f"{repository}@{sha}", version)
 
 
 def upload_root(paths: tuple[str, ...]) -> str:
@@ -102,187 +92,201 @@ def job_condition(pipeline: Pipeline, stage: Stage) -> str | None:
     on_default_branch = f"github.event_name == 'push' && {default_branch_test()}"
     if stage.when == "always":
         return None
-    if stage.when == "default-branch":
-        return on_default_branch
-    if stage.when == "release":
-        # Tags run these stages in the release workflow.
+    if stage.when in ("default-branch", "release"):
+        # Tags run the release stages in the release workflow.
         return on_default_branch
     return f"inputs.environment == '{stage.environment}' && {default_branch_test()}"
 
 
-def _block(lines: list[str], indent: str, key: str, values: list[str]) -> None:
-    lines.append(f"{indent}{key}: |")
-    lines += [f"{indent}  {value}" for value in values]
-
-
-def steps(pipeline: Pipeline, stage: Stage, cache: bool) -> list[str]:
-    pushes_to_git = "git" in stage.credentials
-    lines = [
-        "      - name: Check out",
-        f"        uses: {uses('checkout')}",
-        "        with:",
-        f"          persist-credentials: {'true' if pushes_to_git else 'false'}",
-        "      - name: Set up uv",
-        f"        uses: {uses('setup-uv')}",
-        "        with:",
-        f"          enable-cache: {'true' if cache else 'false'}",
-        "          cache-dependency-glob: |",
-        *[f"            {path}" for path in pipeline.install.cache_key_files],
-        "      - name: Install",
-        f"        run: {ci_jinja.yaml_scalar(INSTALL_STEP)}",
-    ]
-    install_env = ci_jinja.install_environment(pipeline, stage)
-    if install_env:
-        lines.append("        env:")
-        lines += [f"          {name}: {value}" for name, value in install_env.items()]
-    on_runner = ci_jinja.runner_test(pipeline, stage)
+def steps(pipeline: Pipeline, stage: Stage, cache: bool, on_runner: bool) -> list[Any]:
+    install: dict[str, Any] = {"name": "Install", "run": ci_jinja.INSTALL_STEP}
+    install_env = dict(ci_jinja.install_environment(pipeline, stage))
     if on_runner:
-        backend = f"          UV_TORCH_BACKEND: {pipeline.torch_backend(stage)}"
-        block = [backend] if install_env else ["        env:", backend]
-        ci_jinja.append_block(lines, on_runner, block, mark=jinja)
+        install_env["UV_TORCH_BACKEND"] = pipeline.torch_backend(stage)
+    if install_env:
+        install["env"] = install_env
+    result: list[Any] = [
+        {"name": "Check out", "uses": uses("checkout"), "with": {"persist-credentials": False}},
+        {
+            "name": "Set up uv",
+            "uses": uses("setup-uv"),
+            "with": {
+                "enable-cache": cache,
+                "cache-dependency-glob": "".join(
+                    f"{path}\n" for path in pipeline.install.cache_key_files
+                ),
+            },
+        },
+        install,
+    ]
     for producer in pipeline.producers(stage):
-        lines += [
-            f"      - name: Download the artifacts of {producer.name}",
-            f"        uses: {uses('download-artifact')}",
-            "        with:",
-            f"          name: {producer.name}",
-            f"          path: {upload_root(producer.outputs)}",
-        ]
+        result.append(
+            {
+                "name": f"Download the artifacts of {producer.name}",
+                "uses": uses("download-artifact"),
+                "with": {"name": producer.name, "path": upload_root(producer.outputs)},
+            }
+        )
     commands = [ci_jinja.command(pipeline, stage, line) for line in stage.run]
-    lines += [f"      - name: {stage.name}", f"        id: {stage.name}"]
-    if len(commands) == 1:
-        lines.append(f"        run: {marked(ci_jinja.yaml_scalar(commands[0]))}")
-    else:
-        _block(lines, "        ", "run", [marked(line) for line in commands])
+    command: dict[str, Any] = {
+        "name": stage.name,
+        "id": stage.name,
+        "run": commands[0] if len(commands) == 1 else "".join(f"{c}\n" for c in commands),
+    }
     credentials = {
         name: value for kind in stage.credentials for name, value in CREDENTIAL_ENV[kind].items()
     }
     if credentials:
-        lines.append("        env:")
-        lines += [f"          {name}: {value}" for name, value in credentials.items()]
+        command["env"] = credentials
+    result.append(command)
     if stage.summary:
-        lines += [
-            "      - name: Job summary",
-            f"        if: ${{{{ !cancelled() && hashFiles('{stage.summary}') != '' }}}}",
-            f'        run: cat {stage.summary} >> "$GITHUB_STEP_SUMMARY"',
-        ]
+        result.append(
+            {
+                "name": "Job summary",
+                "if": f"${{{{ !cancelled() && hashFiles('{stage.summary}') != '' }}}}",
+                "run": f'cat {stage.summary} >> "$GITHUB_STEP_SUMMARY"',
+            }
+        )
     if stage.dotenv:
-        lines += [
-            f"      - name: Pass {stage.dotenv.path} on to later jobs",
-            "        id: dotenv",
-            f'        run: cat {stage.dotenv.path} >> "$GITHUB_OUTPUT"',
-        ]
+        result.append(
+            {
+                "name": f"Pass {stage.dotenv.path} on to later jobs",
+                "id": "dotenv",
+                "run": f'cat {stage.dotenv.path} >> "$GITHUB_OUTPUT"',
+            }
+        )
     if stage.outputs:
-        lines += [
-            f"      - name: Upload the artifacts of {stage.name}",
-            f"        uses: {uses('upload-artifact')}",
-            "        with:",
-            f"          name: {stage.name}",
-        ]
-        _block(lines, "          ", "path", list(stage.outputs))
-        lines += [
-            "          if-no-files-found: error",
-            f"          retention-days: {pipeline.artifact_retention_days}",
-        ]
+        result.append(
+            {
+                "name": f"Upload the artifacts of {stage.name}",
+                "uses": uses("upload-artifact"),
+                "with": {
+                    "name": stage.name,
+                    "path": "".join(f"{path}\n" for path in stage.outputs),
+                    "if-no-files-found": "error",
+                    "retention-days": pipeline.artifact_retention_days,
+                },
+            }
+        )
     if stage.reports:
-        lines += [
-            "      - name: Upload the test reports",
-            "        if: ${{ !cancelled() }}",
-            f"        uses: {uses('upload-artifact')}",
-            "        with:",
-            f"          name: {stage.name}-reports",
-        ]
-        _block(lines, "          ", "path", list(stage.reports))
-        lines.append(f"          retention-days: {pipeline.artifact_retention_days}")
-    return lines
+        result.append(
+            {
+                "name": "Upload the test reports",
+                "if": "${{ !cancelled() }}",
+                "uses": uses("upload-artifact"),
+                "with": {
+                    "name": f"{stage.name}-reports",
+                    "path": "".join(f"{path}\n" for path in stage.reports),
+                    "retention-days": pipeline.artifact_retention_days,
+                },
+            }
+        )
+    return result
 
 
-def job(pipeline: Pipeline, stage: Stage, in_promotion: bool = False, release: bool = False) -> str:
-    lines = [f"  {stage.name}:", f"    name: {stage.name}"]
-    needs = [] if in_promotion else list(stage.needs)
-    if needs:
-        lines.append(f"    needs: [{', '.join(needs)}]")
+def job(
+    pipeline: Pipeline,
+    stage: Stage,
+    in_promotion: bool = False,
+    release: bool = False,
+    on_runner: bool = False,
+) -> dict[str, Any]:
+    """The job of `stage`; `on_runner`: the variant for a repository that names the label
+    of the stage's runner class (a self-hosted runner's label or a larger runner's name)."""
+    body: dict[str, Any] = {"name": stage.name}
+    if stage.needs and not in_promotion:
+        body["needs"] = list(stage.needs)
     # The release workflow runs only for tags: its jobs need no condition of their own.
     condition = None if release else job_condition(pipeline, stage)
     if condition:
-        lines += ci_jinja.folded("    ", "if", condition)
-    runs_on = RUNNER
-    on_runner = ci_jinja.runner_test(pipeline, stage)
-    if on_runner:
-        # A self-hosted runner's label or a larger runner's name; see README.md.
-        label = ci_jinja.runner_label(pipeline, stage)
-        runs_on = (
-            jinja(f"{{% if {on_runner} %}}{label}{{% else %}}") + RUNNER + jinja("{% endif %}")
-        )
-    lines += [f"    runs-on: {runs_on}", f"    timeout-minutes: {stage.timeout_minutes}"]
+        body["if"] = condition
+    body["runs-on"] = ci_jinja.runner_label(pipeline, stage) if on_runner else RUNNER
+    body["timeout-minutes"] = stage.timeout_minutes
     permissions: dict[str, str] = {}
     for kind in stage.credentials:
         permissions.update(CREDENTIAL_PERMISSIONS[kind])
     if permissions:
         permissions.setdefault("contents", "read")
-        lines.append("    permissions:")
-        lines += [f"      {scope}: {level}" for scope, level in sorted(permissions.items())]
+        body["permissions"] = dict(sorted(permissions.items()))
     if stage.environment:
-        lines.append(f"    environment: {stage.environment}")
+        body["environment"] = stage.environment
     if stage.concurrency:
-        lines += [
-            "    concurrency:",
-            f"      group: {stage.concurrency}",
-            # Queue, never cancel: a half-done deployment is worse than a late one.
-            "      cancel-in-progress: false",
-        ]
+        # Queue, never cancel: a half-done deployment is worse than a late one.
+        body["concurrency"] = {"group": stage.concurrency, "cancel-in-progress": False}
     env = {}
     for producer in pipeline.dotenv_producers(stage):
         assert producer.dotenv is not None
         for variable in producer.dotenv.variables:
             env[variable] = f"${{{{ needs.{producer.name}.outputs.{variable} }}}}"
     if env:
-        lines.append("    env:")
-        lines += [f"      {name}: {value}" for name, value in env.items()]
+        body["env"] = env
     if stage.dotenv:
-        lines.append("    outputs:")
-        lines += [
-            f"      {variable}: ${{{{ steps.dotenv.outputs.{variable} }}}}"
+        body["outputs"] = {
+            variable: f"${{{{ steps.dotenv.outputs.{variable} }}}}"
             for variable in stage.dotenv.variables
-        ]
-    lines.append("    steps:")
-    lines += steps(pipeline, stage, cache=stage.cache and not release)
-    return "\n".join(lines) + "\n"
+        }
+    body["steps"] = steps(pipeline, stage, cache=stage.cache and not release, on_runner=on_runner)
+    return body
 
 
-def _header(name: str) -> list[str]:
-    return [*[f"# {line}" for line in ci_jinja.HEADER], f"name: {name}", ""]
+def jobs(pipeline: Pipeline, stages: list[Stage], **variant: bool) -> dict[str, Any]:
+    entries: dict[str, Any] = {}
+    for stage in stages:
+        entry: Any = job(pipeline, stage, **variant)
+        runner = ci_jinja.runner_test(pipeline, stage)
+        if runner:
+            entry = Choice(runner, job(pipeline, stage, on_runner=True, **variant), entry)
+        entries[stage.name] = ci_jinja.present_when(pipeline, stage, entry)
+    return entries
 
 
-def _workflow_env(pipeline: Pipeline) -> list[str]:
+def _workflow_env(pipeline: Pipeline) -> dict[Any, Any]:
     # A string literal inside a GitHub expression doubles its single quotes.
-    install = marked(ci_jinja.install_command(pipeline).replace("'", "''"))
-    expression = f"${{{{ vars.INSTALL_COMMAND || '{install}' }}}}"
-    return [
-        "env:",
-        "  # Installs the repository into .venv (torch from the index UV_TORCH_BACKEND names); the",
-        "  # repository variable INSTALL_COMMAND replaces it, e.g. to use a package mirror.",
-        *ci_jinja.folded("  ", "INSTALL_COMMAND", expression),
-        "  # What the install step takes: the torch wheel index (GPU jobs set their CUDA",
-        "  # backend) and the package extras (image and GitOps jobs need no torch).",
-        *[f"  {name}: {value}" for name, value in ci_jinja.install_environment(pipeline).items()],
-        "  # The training profile; the stages default to configs/smoke.yaml when it is unset.",
-        "  MODEL_CONFIG: ${{ vars.MODEL_CONFIG }}",
-        "",
-    ]
+    install = ci_jinja.install_command(pipeline).replace("'", "''")
+    return {
+        Comment(
+            "Installs the repository into .venv (torch from the index UV_TORCH_BACKEND names); the\n"
+            "repository variable INSTALL_COMMAND replaces it, e.g. to use a package mirror."
+        ): None,
+        "INSTALL_COMMAND": f"${{{{ vars.INSTALL_COMMAND || '{install}' }}}}",
+        Comment(
+            "What the install step takes: the torch wheel index (GPU jobs set their CUDA\n"
+            "backend) and the package extras (image and GitOps jobs need no torch)."
+        ): None,
+        **ci_jinja.install_environment(pipeline),
+        Comment(
+            "The training profile; the stages default to configs/smoke.yaml when it is unset."
+        ): None,
+        "MODEL_CONFIG": "${{ vars.MODEL_CONFIG }}",
+    }
+
+
+def _workflow(
+    pipeline: Pipeline,
+    name: str,
+    on: dict[str, Any],
+    concurrency: dict[Any, Any] | None,
+    workflow_jobs: dict[str, Any],
+) -> str:
+    document: dict[str, Any] = {"name": name, "on": on, "permissions": {"contents": "read"}}
+    if concurrency:
+        document["concurrency"] = concurrency
+    document["env"] = _workflow_env(pipeline)
+    document["jobs"] = Spaced(workflow_jobs)
+    return yaml_text(document, header=ci_jinja.HEADER, raw=True)
 
 
 def emit_ci(pipeline: Pipeline) -> str:
     """Pull requests and pushes to the default branch: every automatic stage, with the uv
     cache. Not pushes to every branch: a branch with a pull request would run twice."""
     stages = [stage for stage in pipeline.stages if not stage.manual]
-    trigger = ["  push:", f"    branches: [{pipeline.default_branch}]", "  pull_request:"]
-    concurrency = [
-        "  group: ci-${{ github.ref }}",
-        "  # A new push supersedes a pull request's run; default-branch runs all finish.",
-        "  cancel-in-progress: ${{ github.event_name == 'pull_request' }}",
-    ]
-    return _push_workflow(pipeline, "CI", trigger, concurrency, stages, release=False)
+    concurrency = {
+        "group": "ci-${{ github.ref }}",
+        Comment("A new push supersedes a pull request's run; default-branch runs all finish."): None,
+        "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
+    }
+    on = {"push": {"branches": [pipeline.default_branch]}, "pull_request": None}
+    return _workflow(pipeline, "CI", on, concurrency, jobs(pipeline, stages))
 
 
 def emit_release(pipeline: Pipeline) -> str:
@@ -292,66 +296,28 @@ def emit_release(pipeline: Pipeline) -> str:
     could have written (zizmor's cache-poisoning audit): the chain runs cold.
     """
     stages = [stage for stage in pipeline.stages if stage.when in ("always", "release")]
-    trigger = ["  push:", f'    tags: ["{pipeline.release_tag_pattern}"]']
-    concurrency = ["  group: release-${{ github.ref }}", "  cancel-in-progress: false"]
-    return _push_workflow(pipeline, "Release", trigger, concurrency, stages, release=True)
-
-
-def _push_workflow(
-    pipeline: Pipeline,
-    name: str,
-    trigger: list[str],
-    concurrency: list[str],
-    stages: list[Stage],
-    release: bool,
-) -> str:
-    lines = [
-        *_header(name),
-        "on:",
-        *trigger,
-        "",
-        "permissions:",
-        "  contents: read",
-        "",
-        "concurrency:",
-        *concurrency,
-        "",
-        *_workflow_env(pipeline),
-        "jobs:",
-    ]
-    text = "\n".join(lines) + "\n"
-    for index, stage in enumerate(stages):
-        separator = "" if index == 0 else "\n"
-        text += jinja_if(pipeline, stage, separator + job(pipeline, stage, release=release))
-    return as_template(text)
-
-
-def jinja_if(pipeline: Pipeline, stage: Stage, text: str) -> str:
-    test = ci_jinja.condition(pipeline, stage)
-    if test is None:
-        return text
-    return jinja(f"{{% if {test} %}}") + text + jinja("{% endif %}")
+    on = {"push": {"tags": [pipeline.release_tag_pattern]}}
+    concurrency = {"group": "release-${{ github.ref }}", "cancel-in-progress": False}
+    return _workflow(pipeline, "Release", on, concurrency, jobs(pipeline, stages, release=True))
 
 
 def emit_promote(pipeline: Pipeline) -> str:
     manual = [stage for stage in pipeline.stages if stage.manual]
-    lines = [
-        *_header("Promote"),
-        "on:",
-        "  workflow_dispatch:",
-        "    inputs:",
-        "      environment:",
-        "        description: Environment to promote to (it gets the image of the one before it)",
-        "        required: true",
-        "        type: choice",
-        "        options:",
-    ]
-    text = "\n".join(lines) + "\n"
-    for stage in manual:
-        text += jinja_if(pipeline, stage, f"          - {stage.environment}\n")
-    text += "\n".join(["", "permissions:", "  contents: read", "", *_workflow_env(pipeline)])
-    text += "\njobs:\n"
-    for index, stage in enumerate(manual):
-        separator = "" if index == 0 else "\n"
-        text += jinja_if(pipeline, stage, separator + job(pipeline, stage, in_promotion=True))
-    return as_template(text)
+    on = {
+        "workflow_dispatch": {
+            "inputs": {
+                "environment": {
+                    "description": (
+                        "Environment to promote to (it gets the image of the one before it)"
+                    ),
+                    "required": True,
+                    "type": "choice",
+                    "options": [
+                        ci_jinja.present_when(pipeline, stage, stage.environment)
+                        for stage in manual
+                    ],
+                }
+            }
+        }
+    }
+    return _workflow(pipeline, "Promote", on, None, jobs(pipeline, manual, in_promotion=True))

@@ -88,8 +88,11 @@ class PipelineError(ValueError):
 class Environment:
     name: str
     tier: str
-    # A person approves deployments to it (GitHub environment reviewers, Jenkins input).
+    # A person approves deployments to it (GitHub environment reviewers, GitLab protected
+    # environment approval rules, Jenkins input submitter), one of `approvers`: a group
+    # (GitHub team slug, GitLab group, Jenkins group or user list).
     approval: bool = False
+    approvers: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,7 +394,10 @@ def _parse_environments(raw: Any) -> tuple[Environment, ...]:
     for index, item in enumerate(raw):
         where = f"environments[{index}]"
         entry = _mapping(
-            item, where, required={"name", "tier"}, allowed={"name", "tier", "approval"}
+            item,
+            where,
+            required={"name", "tier"},
+            allowed={"name", "tier", "approval", "approvers"},
         )
         name = _name(entry["name"], where)
         if any(existing.name == name for existing in environments):
@@ -399,7 +405,20 @@ def _parse_environments(raw: Any) -> tuple[Environment, ...]:
         approval = entry.get("approval", False)
         if not isinstance(approval, bool):
             raise PipelineError(f"environment {name!r}: approval must be true or false")
-        environments.append(Environment(name, _string(entry["tier"], where), approval))
+        approvers = entry.get("approvers")
+        if approval != (approvers is not None):
+            raise PipelineError(
+                f"environment {name!r}: approval: true needs approvers (the group that "
+                "approves), and approvers need approval: true"
+            )
+        if approvers is not None and not _NAME.match(str(approvers)):
+            raise PipelineError(
+                f"environment {name!r}: approvers {approvers!r} must be a group name in "
+                "lowercase letters, digits and '-'"
+            )
+        environments.append(
+            Environment(name, _string(entry["tier"], where), approval, approvers)
+        )
     return tuple(environments)
 
 
