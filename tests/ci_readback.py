@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from modelyard import ci_jinja, emit_github, emit_gitlab, emit_jenkins
+from modelyard import ci_jinja, emit_github, emit_jenkins
 
 import jenkinsfile
 

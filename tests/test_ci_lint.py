@@ -322,7 +322,7 @@ pipeline {
                 lock('gitops-prod')
             }
             steps {
-                withCredentials([usernamePassword(credentialsId: 'x', usernameVariable: 'U', passwordVariable: 'P')]) {
+                withCredentials([string(credentialsId: 'x', variable: 'TOKEN')]) {
                     sh 'sh -c "$INSTALL_COMMAND"'
                 }
             }

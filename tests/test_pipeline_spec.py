@@ -9,10 +9,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 import yaml
 
-from modelyard import ci_jinja, emit_github, emit_jenkins, render_ci
+from modelyard import ci_document, ci_jinja, emit_github, emit_jenkins, render_ci
 from modelyard.cli import main as modelyard_main
 from modelyard.paths import TEMPLATE_DIR
 from modelyard.pipeline import PIPELINE_SPEC, Pipeline, PipelineError, load_pipeline, parse_pipeline
@@ -235,8 +236,39 @@ def test_upload_root_matches_upload_artifacts_least_common_ancestor(paths, root)
         ("it's {{ ['a', 'b'] | last }}: x", "'it''s {{ ['a', 'b'] | last }}: x'"),
     ],
 )
-def test_yaml_scalar_quotes_only_what_yaml_would_misread(text, expected):
-    assert ci_jinja.yaml_scalar(text) == expected
+def test_the_serialiser_quotes_only_what_yaml_would_misread(text, expected):
+    """Quoting is decided on the text with each Jinja expression standing for a word; the
+    quotes inside an expression are Jinja's, never doubled."""
+    written = ci_document.yaml_text({"key": text})
+    assert written == f"key: {expected}\n"
+    rendered = jinja2.Template(written).render(package_name="pkg")
+    assert yaml.safe_load(rendered) == {"key": jinja2.Template(text).render(package_name="pkg")}
+
+
+@pytest.mark.parametrize("chosen", [True, False])
+def test_a_choice_leaves_no_trace_when_its_test_is_false(chosen):
+    document = {
+        "jobs": ci_document.Spaced(
+            {
+                "a": {"x": 1},
+                "b": ci_document.Choice("on", {"x": 2}, otherwise={"y": 3}),
+                "c": ci_document.Choice("on", {"x": 4}),
+            }
+        ),
+        "list": ["a", ci_document.Choice("on", "b")],
+    }
+    rendered = jinja2.Template(ci_document.yaml_text(document)).render(on=chosen)
+    expected_jobs = {"a": {"x": 1}, "b": {"x": 2} if chosen else {"y": 3}}
+    if chosen:
+        expected_jobs["c"] = {"x": 4}
+    assert yaml.safe_load(rendered) == {"jobs": expected_jobs, "list": ["a", "b"][: 1 + chosen]}
+    assert "\n\n\n" not in rendered and not rendered.endswith("\n\n")
+
+
+def test_github_expressions_survive_jinja_and_answers_do_not():
+    document = {"run": "echo ${{ github.sha }} {{ package_name }}"}
+    rendered = jinja2.Template(ci_document.yaml_text(document, raw=True)).render(package_name="pkg")
+    assert yaml.safe_load(rendered) == {"run": "echo ${{ github.sha }} pkg"}
 
 
 def test_groovy_strings_escape_quotes_but_not_jinja():

@@ -94,7 +94,9 @@ class _Tokens:
 
         restored = re.sub(r"jinjaexpr(\d{4})x", expression, text)
         if raw:
-            restored = ("{% raw %}" + restored + "{% endraw %}").replace("{% raw %}{% endraw %}", "")
+            restored = ("{% raw %}" + restored + "{% endraw %}").replace(
+                "{% raw %}{% endraw %}", ""
+            )
         return restored
 
 
@@ -130,8 +132,9 @@ class _YamlWriter:
                 text += _choice(
                     self.tokens,
                     value,
-                    lambda item, key=key, separator=separator: separator
-                    + self.entry(key, item, indent),
+                    lambda item, key=key, separator=separator: (
+                        separator + self.entry(key, item, indent)
+                    ),
                 )
             else:
                 text += separator + self.entry(key, value, indent)

@@ -8,12 +8,7 @@ All three emitters use these helpers so that they make the same decisions.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 from typing import Any
-
-import yaml
 
 from .ci_document import Choice
 from .pipeline import Pipeline, Stage, fill_placeholders
@@ -29,11 +24,6 @@ HEADER = (
 # The step every job runs first: the install command the CI variable INSTALL_COMMAND holds
 # (a variable, so that a mirror or an air-gapped runner can replace it).
 INSTALL_STEP = 'sh -c "$INSTALL_COMMAND"'
-
-_JINJA_EXPRESSION = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
-# A value every Jinja expression here renders to for the purpose of choosing YAML quoting:
-# answers are identifiers, versions and environment names, never YAML syntax.
-_PROBE = "x"
 
 
 def chosen_before(pipeline: Pipeline, environment: str) -> str:
@@ -98,18 +88,6 @@ def runner_label(pipeline: Pipeline, stage: Stage) -> str:
     return f"{{{{ {runner_test(pipeline, stage)} }}}}"
 
 
-def append_block(
-    lines: list[str], test: str, block: list[str], mark: Callable[[str], str] = str
-) -> None:
-    """Add `block` (whole lines) after `lines`, kept only when the Jinja `test` holds.
-
-    `lines` are joined with newlines later, so the opening tag ends the last line and the
-    closing tag ends the block's last line: a false test leaves not even a blank line.
-    `mark` lets an emitter flag the tags (GitHub wraps everything else in raw blocks).
-    """
-    lines[-1] += mark(f"{{% if {test} %}}") + "\n" + "\n".join(block) + mark("{% endif %}")
-
-
 def need(pipeline: Pipeline, name: str) -> str:
     """A need as Jinja: an optional stage falls back to its own single need when absent."""
     stage = pipeline.stage(name)
@@ -118,50 +96,3 @@ def need(pipeline: Pipeline, name: str) -> str:
         return name
     fallback = need(pipeline, stage.needs[0])
     return f"{{% if {test} %}}{name}{{% else %}}{fallback}{{% endif %}}"
-
-
-def if_block(test: str | None, text: str) -> str:
-    """`text` (whole lines) kept only when `test` holds, leaving no blank line otherwise.
-
-    The tags sit at the start of the first line and right after the last newline, so a
-    false test removes the lines and their newlines exactly; Copier renders without
-    trim_blocks.
-    """
-    if test is None:
-        return text
-    return f"{{% if {test} %}}{text}{{% endif %}}"
-
-
-def yaml_scalar(text: str) -> str:
-    """`text` as a YAML scalar: plain where YAML reads it back unchanged, else quoted.
-
-    The choice is made on the text as rendered, with each Jinja expression standing for
-    a plain word; quotes inside Jinja expressions are not part of the rendered YAML.
-    """
-    probe = _JINJA_EXPRESSION.sub(_PROBE, text)
-    try:
-        plain_ok = yaml.safe_load(f"key: {probe}") == {"key": probe}
-    except yaml.YAMLError:
-        plain_ok = False
-    if plain_ok and probe.strip() == probe and "#" not in probe:
-        return text
-    pieces = _JINJA_EXPRESSION.split(text)
-    expressions = _JINJA_EXPRESSION.findall(text)
-    quoted = pieces[0].replace("'", "''")
-    for expression, piece in zip(expressions, pieces[1:], strict=True):
-        quoted += expression + piece.replace("'", "''")
-    return f"'{quoted}'"
-
-
-def folded(indent: str, key: str, text: str) -> list[str]:
-    """`key: >-` with `text` folded after each `&&`, for commands too long for one line.
-
-    YAML folds the lines back into one, joined by single spaces.
-    """
-    parts = text.split(" && ")
-    lines = [f"{indent}{key}: >-"]
-    lines += [
-        f"{indent}  {part}{' &&' if index < len(parts) - 1 else ''}"
-        for index, part in enumerate(parts)
-    ]
-    return lines

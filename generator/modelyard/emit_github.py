@@ -245,8 +245,9 @@ def _workflow_env(pipeline: Pipeline) -> dict[Any, Any]:
     install = ci_jinja.install_command(pipeline).replace("'", "''")
     return {
         Comment(
-            "Installs the repository into .venv (torch from the index UV_TORCH_BACKEND names); the\n"
-            "repository variable INSTALL_COMMAND replaces it, e.g. to use a package mirror."
+            "Installs the repository into .venv (torch from the index UV_TORCH_BACKEND\n"
+            "names); the repository variable INSTALL_COMMAND replaces it, e.g. to use a\n"
+            "package mirror."
         ): None,
         "INSTALL_COMMAND": f"${{{{ vars.INSTALL_COMMAND || '{install}' }}}}",
         Comment(
@@ -282,7 +283,9 @@ def emit_ci(pipeline: Pipeline) -> str:
     stages = [stage for stage in pipeline.stages if not stage.manual]
     concurrency = {
         "group": "ci-${{ github.ref }}",
-        Comment("A new push supersedes a pull request's run; default-branch runs all finish."): None,
+        Comment(
+            "A new push supersedes a pull request's run; default-branch runs all finish."
+        ): None,
         "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
     }
     on = {"push": {"branches": [pipeline.default_branch]}, "pull_request": None}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import ci_jinja
-from .ci_document import Choice, Comment, Spaced, yaml_text
+from .ci_document import Choice, Comment, yaml_text
 from .pipeline import Pipeline, Stage
 
 # The uv project's image with the chosen Python on Debian's full (not slim) base: git is
@@ -58,8 +58,7 @@ def job(pipeline: Pipeline, stage: Stage, on_runner: bool = False) -> dict[str, 
     body: dict[str, Any] = {
         "stage": stage.name,
         "needs": [
-            {"job": ci_jinja.need(pipeline, name), "artifacts": name in producers}
-            for name in needs
+            {"job": ci_jinja.need(pipeline, name), "artifacts": name in producers} for name in needs
         ],
         "rules": rules(pipeline, stage),
     }
@@ -131,7 +130,9 @@ def emit(pipeline: Pipeline) -> str:
         "workflow": {
             "rules": [
                 {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'},
-                Comment("A branch with an open merge request runs as a merge request pipeline only."),
+                Comment(
+                    "A branch with an open merge request runs as a merge request pipeline only."
+                ),
                 {"if": "$CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS", "when": "never"},
                 {"if": "$CI_COMMIT_BRANCH"},
                 {"if": "$CI_COMMIT_TAG"},
@@ -147,14 +148,13 @@ def emit(pipeline: Pipeline) -> str:
             ): None,
             **ci_jinja.install_environment(pipeline),
             Comment(
-                "Installs this repository into .venv (torch from the index UV_TORCH_BACKEND names).\n"
-                "A CI/CD variable of the same name replaces it, e.g. to use a package mirror."
+                "Installs this repository into .venv (torch from the index UV_TORCH_BACKEND\n"
+                "names). A CI/CD variable of the same name replaces it, e.g. to use a package\n"
+                "mirror."
             ): None,
             "INSTALL_COMMAND": install,
         },
-        "stages": [
-            ci_jinja.present_when(pipeline, stage, stage.name) for stage in pipeline.stages
-        ],
+        "stages": [ci_jinja.present_when(pipeline, stage, stage.name) for stage in pipeline.stages],
     }
     header = [
         *ci_jinja.HEADER,

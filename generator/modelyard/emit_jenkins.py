@@ -16,12 +16,12 @@ written by `ci_document.groovy_text`.
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 from . import ci_jinja
 from .ci_document import Call, Choice, Comment, groovy_text
 from .pipeline import Pipeline, Stage
+
 # A dotenv written by an earlier stage becomes environment of this shell step only.
 DOTENV_PREFIX = "set -a && . ./{path} && set +a && "
 
@@ -143,7 +143,9 @@ def stage_block(pipeline: Pipeline, stage: Stage, on_runner: bool = False) -> Ca
         body.append(
             Call(
                 "environment",
-                block=[Call(name, f"= {groovy_string(value)}") for name, value in environment.items()],
+                block=[
+                    Call(name, f"= {groovy_string(value)}") for name, value in environment.items()
+                ],
             )
         )
     body += when_block(pipeline, stage)
@@ -211,5 +213,8 @@ def emit(pipeline: Pipeline) -> str:
         Call("environment", block=environment),
         Call("stages", block=stages(pipeline)),
     ]
-    header = [*ci_jinja.HEADER, "Every stage runs one entry point of this repository; see README.md."]
+    header = [
+        *ci_jinja.HEADER,
+        "Every stage runs one entry point of this repository; see README.md.",
+    ]
     return groovy_text([Call("pipeline", block=body)], header=header)

@@ -416,9 +416,7 @@ def _parse_environments(raw: Any) -> tuple[Environment, ...]:
                 f"environment {name!r}: approvers {approvers!r} must be a group name in "
                 "lowercase letters, digits and '-'"
             )
-        environments.append(
-            Environment(name, _string(entry["tier"], where), approval, approvers)
-        )
+        environments.append(Environment(name, _string(entry["tier"], where), approval, approvers))
     return tuple(environments)
 
 
