@@ -33,6 +33,7 @@ NON_DEFAULT_TEXT: dict[str, Any] = {
     "gitops_repo_url": "git@git.example.org:retention/churn-deploy.git",
     "argocd_namespace": "gitops",
     "gpu_runner_label": "gpu-a100",
+    "default_branch": "trunk",
 }
 
 # Valid answers that a careless template breaks: quotes, ": #", unicode, shell syntax,
@@ -54,6 +55,8 @@ ADVERSARIAL_TEXT: dict[str, Any] = {
     "gitops_repo_url": "ssh://git@git.example.com:2222/team/sub%20dir/repo_v2.git",
     "argocd_namespace": "a" + "-b" * 30 + "c",
     "gpu_runner_label": "G" + "_.-9" * 15 + "xy",
+    # Not release/...: zizmor rightly treats pushes to release branches as publishing.
+    "default_branch": "ml/" + "b" * 97,
 }
 
 

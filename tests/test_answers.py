@@ -103,6 +103,16 @@ def test_free_text_arrives_verbatim_in_toml_yaml_and_markdown(adversarial: Path)
     assert {app["spec"]["source"]["repoURL"] for app in applications} == {
         ADVERSARIAL_TEXT["gitops_repo_url"]
     }
+    # Argo CD follows the branch the deploys push to.
+    assert {app["spec"]["source"]["targetRevision"] for app in applications} == {
+        ADVERSARIAL_TEXT["default_branch"]
+    }
+    workflow = yaml.safe_load((adversarial / ".github" / "workflows" / "ci.yml").read_text())
+    assert workflow[True]["push"]["branches"] == [ADVERSARIAL_TEXT["default_branch"]]
+    assert (
+        f"branch '{ADVERSARIAL_TEXT['default_branch']}'"
+        in (adversarial / "Jenkinsfile").read_text()
+    )
 
 
 def test_generated_python_holds_the_answers_as_plain_literals(adversarial: Path) -> None:
@@ -115,6 +125,7 @@ def test_generated_python_holds_the_answers_as_plain_literals(adversarial: Path)
                     if isinstance(target, ast.Name):
                         constants[target.id] = node.value.value
     assert constants["GITOPS_REPO_URL"] == ADVERSARIAL_TEXT["gitops_repo_url"]
+    assert constants["GITOPS_BRANCH"] == ADVERSARIAL_TEXT["default_branch"]
     assert constants["DEFAULT_REPOSITORY"] == ADVERSARIAL_TEXT["image_repository"]
     assert constants["MODEL_NAME"] == ADVERSARIAL_TEXT["repo_slug"]
 

@@ -78,7 +78,8 @@ def test_a_pull_request_runs_the_ci_workflow_once(repo):
     document = yaml.safe_load((repo / ".github" / "workflows" / "ci.yml").read_text())
     # PyYAML reads the key `on` as True.
     triggers = document[True]
-    assert triggers["push"] == {"branches": ["main"]}
+    branch = yaml.safe_load((repo / ".copier-answers.yml").read_text()).get("default_branch")
+    assert triggers["push"] == {"branches": [branch]}
     assert "pull_request" in triggers and set(triggers) == {"push", "pull_request"}
 
 

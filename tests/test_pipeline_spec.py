@@ -422,7 +422,8 @@ def test_jenkins_has_the_spec_order_commands_and_artifact_flow(rendered):
 
 def check_jenkins(answers: dict[str, Any], repo: Path) -> None:
     pipeline = expected(answers)
-    jobs = ci_readback.read_jenkins(repo, pipeline.default_branch, pipeline.release_tag_pattern)
+    branch = answers.get("default_branch", "main")
+    jobs = ci_readback.read_jenkins(repo, branch, pipeline.release_tag_pattern)
     # Declarative stages run one after another, so the order carries the graph: the spec's
     # order is a topological order of its needs.
     assert [job.name for job in jobs] == [stage.name for stage in pipeline.stages]

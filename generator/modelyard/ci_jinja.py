@@ -21,6 +21,9 @@ HEADER = (
     "edits (a three-way merge) and names any file where both changed the same lines.",
 )
 
+# The branch that deploys: the repository's answer (GitLab reads $CI_DEFAULT_BRANCH).
+DEFAULT_BRANCH = "{{ default_branch }}"
+
 # The step every job runs first: the install command the CI variable INSTALL_COMMAND holds
 # (a variable, so that a mirror or an air-gapped runner can replace it).
 INSTALL_STEP = 'sh -c "$INSTALL_COMMAND"'

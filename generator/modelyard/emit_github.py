@@ -288,7 +288,7 @@ def emit_ci(pipeline: Pipeline) -> str:
         ): None,
         "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
     }
-    on = {"push": {"branches": [pipeline.default_branch]}, "pull_request": None}
+    on = {"push": {"branches": [ci_jinja.DEFAULT_BRANCH]}, "pull_request": None}
     return _workflow(pipeline, "CI", on, concurrency, jobs(pipeline, stages))
 
 

@@ -55,7 +55,7 @@ def stash_includes(paths: tuple[str, ...]) -> str:
 
 
 def when_block(pipeline: Pipeline, stage: Stage) -> list[Call]:
-    branch = Call("branch", groovy_string(pipeline.default_branch))
+    branch = Call("branch", groovy_string(ci_jinja.DEFAULT_BRANCH))
     if stage.when == "always":
         return []
     if stage.when == "default-branch":

@@ -51,10 +51,8 @@ _VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _TOP_LEVEL_KEYS = {
     "version",
-    "default_branch",
     "release_tag_pattern",
     "artifact_retention_days",
-    "pipeline_timeout_minutes",
     "environments",
     "install",
     "runners",
@@ -169,10 +167,8 @@ class ArtifactFlow:
 
 @dataclasses.dataclass(frozen=True)
 class Pipeline:
-    default_branch: str
     release_tag_pattern: str
     artifact_retention_days: int
-    pipeline_timeout_minutes: int
     environments: tuple[Environment, ...]
     install: Install
     runners: tuple[Runner, ...]
@@ -352,13 +348,9 @@ def parse_pipeline(document: Any) -> Pipeline:
         raise PipelineError("stages must be a non-empty list")
     stages = [_parse_stage(raw, index) for index, raw in enumerate(raw_stages)]
     pipeline = Pipeline(
-        default_branch=_string(spec["default_branch"], "default_branch"),
         release_tag_pattern=pattern,
         artifact_retention_days=_positive_int(
             spec["artifact_retention_days"], "artifact_retention_days"
-        ),
-        pipeline_timeout_minutes=_positive_int(
-            spec["pipeline_timeout_minutes"], "pipeline_timeout_minutes"
         ),
         environments=environments,
         install=install,
