@@ -4,6 +4,7 @@ commands and artifact flow for every answer that changes them."""
 
 from __future__ import annotations
 
+import ast
 import copy
 import shutil
 from pathlib import Path
@@ -474,3 +475,33 @@ def test_only_the_chosen_ci_systems_are_rendered(tmp_path, systems):
     if "github" in systems:
         names = sorted(path.name for path in (repo / ".github" / "workflows").iterdir())
         assert names == ["ci.yml", "release.yml"]  # one environment: nothing to promote
+
+
+def _artifact_names() -> tuple[str, dict[str, tuple[str, ...]]]:
+    """ARTIFACTS_DIR and STAGE_OUTPUTS of the generated repository's artifacts.py, read
+    without importing it (its relative imports need the rendered package)."""
+    source = TEMPLATE_DIR / "src" / "{{package_name}}" / "artifacts.py"
+    constants: dict[str, object] = {}
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name):
+                expression = ast.Expression(body=node.value)
+                try:
+                    constants[target.id] = eval(
+                        compile(expression, str(source), "eval"), {}, dict(constants)
+                    )  # noqa: S307
+                except NameError:
+                    continue
+    return str(constants["ARTIFACTS_DIR"]), constants["STAGE_OUTPUTS"]  # type: ignore[return-value]
+
+
+def test_the_spec_passes_on_exactly_what_each_stage_writes():
+    """One source for artifact names: the generated code's artifacts.py. The spec's
+    outputs (and job summary) for each stage are those files, under ARTIFACTS_DIR."""
+    folder, stage_outputs = _artifact_names()
+    pipeline = load_pipeline()
+    for name, files in stage_outputs.items():
+        stage = pipeline.stage(name)
+        declared = {path.rstrip("/") for path in (*stage.outputs, *filter(None, [stage.summary]))}
+        assert declared == {f"{folder}/{file}" for file in files}, name

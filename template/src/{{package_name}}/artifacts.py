@@ -12,6 +12,11 @@ from pathlib import Path
 
 from .errors import ArtifactError
 
+# Where CI jobs keep them: the Dockerfile copies the model from here, the CI files pass
+# these paths between jobs (the template's tests hold its ci/pipeline.yml to this module),
+# and the image and gitops stages read and write here.
+ARTIFACTS_DIR = "artifacts"
+
 CHECKPOINT = "model.pt"
 METRICS = "metrics.json"
 PLOTS = "plots"
@@ -21,13 +26,20 @@ EVALUATION_SUMMARY = "evaluation.md"
 ONNX = "model.onnx"
 EXPORT = "export.json"
 PARITY = "parity.json"
+# build-image saves the image here, for the push job (possibly on another machine).
+IMAGE_ARCHIVE = "image.tar"
+# push-image: the digest for people and scripts, and a dotenv for the deploy job.
+IMAGE_DIGEST = "image-digest.txt"
+IMAGE_DOTENV = "image.env"
 
-# In pipeline order.
+# In pipeline order. A new model makes a built image stale too.
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "train": (CHECKPOINT, METRICS, PLOTS),
     "evaluate": (EVALUATION, EVALUATION_SUMMARY),
     "export": (ONNX, EXPORT),
     "verify": (PARITY,),
+    "build": (IMAGE_ARCHIVE,),
+    "push": (IMAGE_DIGEST, IMAGE_DOTENV),
 }
 
 

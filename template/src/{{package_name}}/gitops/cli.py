@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from .. import MODEL_NAME
+from .. import MODEL_NAME, artifacts
 from ..errors import StageError
 from . import build, settings
 from .build import Build
@@ -36,8 +36,8 @@ from .overlay import (
 )
 from .repo import DEPLOY_TRAILER, Workspace, cloned, deploy_commit, publish, worktree
 
-DEFAULT_EXPORT_JSON = "artifacts/export.json"
-DEFAULT_IMAGE_ENV = "artifacts/image.env"
+DEFAULT_EXPORT_JSON = f"{artifacts.ARTIFACTS_DIR}/{artifacts.EXPORT}"
+DEFAULT_IMAGE_ENV = f"{artifacts.ARTIFACTS_DIR}/{artifacts.IMAGE_DOTENV}"
 
 
 class GitOpsError(StageError):
