@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from . import emit_github, emit_gitlab, emit_jenkins
+from . import emit_approvals, emit_github, emit_gitlab, emit_jenkins
 from .paths import TEMPLATE_DIR
 from .pipeline import PIPELINE_SPEC, Pipeline, load_pipeline
 
@@ -27,6 +27,8 @@ TARGETS: dict[str, Callable[[Pipeline], str]] = {
     ),
     "{% if 'gitlab' in ci_systems %}.gitlab-ci.yml{% endif %}.jinja": emit_gitlab.emit,
     "{% if 'jenkins' in ci_systems %}Jenkinsfile{% endif %}.jinja": emit_jenkins.emit,
+    # Plain Python, copied as it is (no .jinja suffix).
+    "src/{{package_name}}/approvals.py": emit_approvals.emit,
 }
 
 

@@ -118,10 +118,17 @@ def _cmd_gitops(args: argparse.Namespace) -> int:
     return gitops.main(args.gitops_args)
 
 
+def _cmd_ci_setup(args: argparse.Namespace) -> int:
+    from . import ci_setup
+
+    return ci_setup.main(args.ci_setup_args)
+
+
 # Stages with a parser of their own: everything after the stage name goes to them.
 PASS_THROUGH = {
     "serve": (_cmd_serve, "serve_args"),
     "gitops": (_cmd_gitops, "gitops_args"),
+    "ci-setup": (_cmd_ci_setup, "ci_setup_args"),
 }
 
 
@@ -203,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gitops.set_defaults(handler=_cmd_gitops)
     gitops.add_argument("gitops_args", nargs=argparse.REMAINDER)
+    ci_setup = stages.add_parser(
+        "ci-setup",
+        help="github: protected environments with required reviewers (needs gh)",
+        add_help=False,
+    )
+    ci_setup.set_defaults(handler=_cmd_ci_setup)
+    ci_setup.add_argument("ci_setup_args", nargs=argparse.REMAINDER)
     return parser
 
 
