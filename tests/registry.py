@@ -21,7 +21,9 @@ import yaml
 
 from modelyard.probe import free_port
 
-from ci_tools import tool
+from ci_tools import tool, tool_env
+
+SETTINGS = Path(__file__).resolve().parent / "container"
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json, "
@@ -62,6 +64,18 @@ class Registry:
             header = reply.headers["Docker-Content-Digest"]
         assert header == "sha256:" + hashlib.sha256(body).hexdigest()
         return header
+
+    def push_local(self, image: str, name: str) -> None:
+        """Copy `image` from this machine's podman storage to `name` here (a base image a
+        build inside a CI job pulls through a docker.io mirror pointed at this registry)."""
+        subprocess.run(
+            [tool("podman"), "push", "--quiet", "--tls-verify=false", image,
+             f"{self.address}/{name}"],
+            check=True,
+            env={**tool_env(), "CONTAINERS_CONF": str(SETTINGS / "containers.conf"),
+                 "CONTAINERS_STORAGE_CONF": str(SETTINGS / "storage.conf")},
+            capture_output=True,
+        )  # fmt: skip
 
     def answers(self) -> bool:
         try:

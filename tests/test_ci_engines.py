@@ -113,14 +113,18 @@ def print_timing(engine: str, started: float) -> None:
 # --- GitLab CI: gitlab-ci-local --------------------------------------------------------
 
 
-def gitlab_ci_local(repo: Path, variables: dict[str, str], *extra: str):
+def gitlab_ci_local(repo: Path, variables: dict[str, str], *extra: str, containers=None):
+    """Run gitlab-ci-local in `repo`: in shell mode, or with `containers` (the options of
+    `gitlab_containers`) every job in the image it declares, as a GitLab docker runner."""
     command = [
         tool("gitlab-ci-local"),
-        "--shell-isolation",
-        # The jobs name an image; shell mode runs them on this machine instead.
-        "--force-shell-executor",
         "--artifacts-to-source=false",
         "--no-color",
+        *(
+            containers
+            if containers is not None
+            else ["--shell-isolation", "--force-shell-executor"]
+        ),
     ]
     for name, value in variables.items():
         command += ["--variable", f"{name}={value}"]
@@ -129,10 +133,74 @@ def gitlab_ci_local(repo: Path, variables: dict[str, str], *extra: str):
         cwd=repo,
         capture_output=True,
         text=True,
-        env=tool_env(),
+        env={**tool_env(), **CONTAINER_ENV},
         timeout=ENGINE_TIMEOUT,
         check=False,
     )
+
+
+CONTAINER_ENV = {
+    "CONTAINERS_CONF": str(CONTAINER_SETTINGS / "containers.conf"),
+    "CONTAINERS_STORAGE_CONF": str(CONTAINER_SETTINGS / "storage.conf"),
+}
+# This machine's torch wheel (a CPU build; any other torch is a multi-GB download).
+WHEELS = Path("/opt/wheels")
+# In the job containers: torch from that folder, everything else from PyPI, and no
+# UV_TORCH_BACKEND (it sends torch to the PyTorch index, which cannot be reached here).
+CONTAINER_INSTALL_COMMAND = (
+    "uv venv -q --allow-existing --python 3.11 .venv && "
+    "env -u UV_TORCH_BACKEND uv pip install -q --python .venv --find-links /opt/wheels "
+    '--override /ci-test/overrides.txt -e ".[$INSTALL_EXTRAS]"'
+)
+
+
+def gitlab_containers(registry: Registry, gitops: Path, scratch: Path) -> list[str]:
+    """gitlab-ci-local options that run each job in its declared image with podman.
+
+    The jobs reach PyPI and Debian through the host network, the registry on loopback,
+    and the GitOps repository at the same path; images come from this machine's podman
+    storage only (the stand-ins tests/container/setup-podman.sh builds). Inside a job,
+    buildah pulls `python:3.11-slim` from docker.io's mirror, which is the test registry.
+    """
+    settings = scratch / "ci-test"
+    settings.mkdir()
+    (settings / "overrides.txt").write_text("torch==2.13.0\n")
+    mirror = settings / "registries.conf"
+    mirror.write_text(
+        'unqualified-search-registries = ["docker.io"]\n\n'
+        '[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n\n'
+        f'[[registry.mirror]]\nlocation = "{registry.address}"\ninsecure = true\n\n'
+        f'[[registry]]\nlocation = "{registry.address}"\ninsecure = true\n'
+    )
+    uv_cache = scratch / "uv-cache"
+    uv_cache.mkdir()
+    return [
+        "--container-executable", "podman",
+        "--pull-policy", "if-not-present",
+        # buildah builds inside the build job's container (GitLab: privileged = true).
+        "--privileged",
+        "--network", "host",
+        "--ca-file", "/etc/ssl/certs/ca-certificates.crt",
+        "--volume", f"{WHEELS}:/opt/wheels:ro",
+        "--volume", f"{settings}:/ci-test:ro",
+        "--volume", f"{mirror}:/etc/containers/registries.conf.d/50-test-mirror.conf:ro",
+        "--volume", f"{uv_cache}:/uv-cache",
+        "--volume", f"{gitops}:{gitops}",
+    ]  # fmt: skip
+
+
+def container_variables(repository: str, gitops: Path) -> dict[str, str]:
+    return {
+        "INSTALL_COMMAND": CONTAINER_INSTALL_COMMAND,
+        "UV_CACHE_DIR": "/uv-cache",
+        "IMAGE_REPOSITORY": repository,
+        # pip in the image build needs the CA bundle the job container was given.
+        "IMAGE_BUILD_ARGS": "--network host "
+        "-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro",
+        "IMAGE_PUSH_ARGS": "--tls-verify=false",
+        "IMAGE_LOGIN_ARGS": "--tls-verify=false",
+        "GITOPS_REPO_URL": gitops.as_uri(),
+    }
 
 
 def gitlab_results(output: str) -> dict[str, str]:
@@ -143,17 +211,29 @@ def gitlab_results(output: str) -> dict[str, str]:
     )
 
 
-def test_gitlab_ci_local_runs_the_whole_pipeline_to_dev(generated, registry, tmp_path):
+def job_images(output: str) -> dict[str, str]:
+    """What gitlab-ci-local says each job started in: `JOB starting IMAGE (STAGE)`."""
+    return dict(re.findall(r"^(\S+)\s+starting (\S+) \(", output, re.MULTILINE))
+
+
+def test_gitlab_ci_local_runs_the_whole_pipeline_to_dev_in_the_declared_images(
+    generated, registry, tmp_path
+):
     repo = fresh_clone(generated, tmp_path / "repo")
     gitops = gitops_remote(generated, tmp_path)
     repository = unique_repository(registry, "gitlab")
+    registry.push_local("localhost/python:3.11-slim", "library/python:3.11-slim")
+    containers = gitlab_containers(registry, gitops, tmp_path)
+    variables = container_variables(repository, gitops)
     started = time.monotonic()
-    result = gitlab_ci_local(repo, deploy_variables(repository, gitops))
-    print_timing("gitlab-ci-local, lint -> deploy-dev", started)
+    result = gitlab_ci_local(repo, variables, containers=containers)
+    print_timing("gitlab-ci-local in containers, lint -> deploy-dev", started)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     ran = ["lint", "train", "evaluate", "export", "verify", "build", "push", "deploy-dev"]
     assert gitlab_results(output) == {job: "PASS" for job in ran}, output[-3000:]
+    declared = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())["default"]["image"]
+    assert job_images(output) == {job: declared for job in ran}
     # Manual promotions wait for a person.
     assert "promote-staging" not in gitlab_results(output)
 
@@ -165,19 +245,17 @@ def test_gitlab_ci_local_runs_the_whole_pipeline_to_dev(generated, registry, tmp
     assert registry.has(repository, digest)
     message = git("log", "-1", "--format=%B", "main", cwd=gitops)
     # Same-repo mode: the deploy commit lands in the model repository and must not start
-    # another pipeline.
+    # another pipeline; it records the build that deployed it.
     assert "[skip ci]" in message
+    overlay = git("show", "main:deploy/overlays/dev/kustomization.yaml", cwd=gitops)
+    assert "modelyard.io/build: gitlab-" in overlay
 
     # A person starts the staging promotion: it gives staging exactly what dev runs.
     started = time.monotonic()
     promoted = gitlab_ci_local(
-        repo,
-        deploy_variables(repository, gitops),
-        "--manual",
-        "promote-staging",
-        "promote-staging",
+        repo, variables, "--manual", "promote-staging", "promote-staging", containers=containers
     )
-    print_timing("gitlab-ci-local, promote-staging", started)
+    print_timing("gitlab-ci-local in containers, promote-staging", started)
     assert promoted.returncode == 0, (promoted.stdout + promoted.stderr)[-3000:]
     assert deployed_image(gitops, "staging") == (repository, digest)
 
@@ -210,46 +288,31 @@ def test_gitlab_ci_local_stops_at_evaluate_below_the_quality_gate(generated, reg
 # --- GitHub Actions: act ---------------------------------------------------------------
 
 
-def test_act_runs_lint_to_verify_with_artifacts_between_jobs(generated, tmp_path):
-    """A pull request from a feature branch: the model stages run, nothing deploys."""
-    repo = fresh_clone(generated, tmp_path / "repo")
-    git("checkout", "-q", "-b", "feature/try", cwd=repo)
-    event = tmp_path / "event.json"
-    event.write_text(
-        json.dumps(
-            {
-                "number": 7,
-                "pull_request": {
-                    "number": 7,
-                    "head": {"ref": "feature/try"},
-                    "base": {"ref": "main"},
-                },
-                "repository": {"default_branch": "main", "name": "repo", "full_name": "acme/repo"},
-            }
-        ),
-        encoding="utf-8",
-    )
-    store = tmp_path / "artifacts"
+def run_act(
+    repo: Path,
+    event_name: str,
+    event: dict,
+    scratch: Path,
+    variables: dict[str, str],
+    env: dict[str, str],
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """act in host mode on the ci workflow, the remote actions mapped to the stand-ins;
+    returns the run and the folder the upload stand-in kept the artifacts in."""
+    event_file = scratch / "event.json"
+    event_file.write_text(json.dumps(event), encoding="utf-8")
+    store = scratch / "artifacts"
     store.mkdir()
     command = [
-        tool("act"),
-        "pull_request",
-        "-W",
-        ".github/workflows/ci.yml",
-        "-e",
-        str(event),
+        tool("act"), event_name, "-W", ".github/workflows/ci.yml", "-e", str(event_file),
         # Host mode: no Docker here; the runner label maps to this machine.
-        "-P",
-        "ubuntu-24.04=-self-hosted",
-        "--artifact-server-addr",
-        "127.0.0.1",
-        "--cache-server-addr",
-        "127.0.0.1",
-        "--var",
-        f"INSTALL_COMMAND={INSTALL_COMMAND}",
-        "--env",
-        f"STANDIN_ARTIFACTS={store}",
-    ]
+        "-P", "ubuntu-24.04=-self-hosted",
+        "--artifact-server-addr", "127.0.0.1", "--cache-server-addr", "127.0.0.1",
+        "--env", f"STANDIN_ARTIFACTS={store}",
+    ]  # fmt: skip
+    for name, value in variables.items():
+        command += ["--var", f"{name}={value}"]
+    for name, value in env.items():
+        command += ["--env", f"{name}={value}"]
     for action, folder in (
         ("setup-uv", "setup-uv"),
         ("upload-artifact", "upload-artifact"),
@@ -257,7 +320,6 @@ def test_act_runs_lint_to_verify_with_artifacts_between_jobs(generated, tmp_path
     ):
         repository, sha, _ = ACTIONS[action]
         command += ["--local-repository", f"{repository}@{sha}={STANDINS / folder}"]
-    started = time.monotonic()
     result = subprocess.run(
         command,
         cwd=repo,
@@ -267,6 +329,25 @@ def test_act_runs_lint_to_verify_with_artifacts_between_jobs(generated, tmp_path
         stdin=subprocess.DEVNULL,
         timeout=ENGINE_TIMEOUT,
         check=False,
+    )
+    return result, store
+
+
+REPOSITORY_EVENT = {"default_branch": "main", "name": "repo", "full_name": "acme/repo"}
+
+
+def test_act_runs_lint_to_verify_with_artifacts_between_jobs(generated, tmp_path):
+    """A pull request from a feature branch: the model stages run, nothing deploys."""
+    repo = fresh_clone(generated, tmp_path / "repo")
+    git("checkout", "-q", "-b", "feature/try", cwd=repo)
+    event = {
+        "number": 7,
+        "pull_request": {"number": 7, "head": {"ref": "feature/try"}, "base": {"ref": "main"}},
+        "repository": REPOSITORY_EVENT,
+    }
+    started = time.monotonic()
+    result, store = run_act(
+        repo, "pull_request", event, tmp_path, {"INSTALL_COMMAND": INSTALL_COMMAND}, {}
     )
     print_timing("act, lint -> verify", started)
     output = result.stdout + result.stderr
@@ -285,6 +366,35 @@ def test_act_runs_lint_to_verify_with_artifacts_between_jobs(generated, tmp_path
         assert expected in kept, kept
     parity = json.loads((store / "verify" / "parity.json").read_text(encoding="utf-8"))
     assert parity  # verify read the model.onnx that export uploaded
+
+
+def test_act_runs_a_push_to_main_through_build_push_and_deploy_dev(generated, registry, tmp_path):
+    """The default branch: the image is built, pushed by digest and deployed to dev, with
+    the GitOps repository and image repository given as the README says (variables)."""
+    repo = fresh_clone(generated, tmp_path / "repo")
+    gitops = gitops_remote(generated, tmp_path)
+    repository = unique_repository(registry, "github")
+    event = {"ref": "refs/heads/main", "repository": REPOSITORY_EVENT}
+    deploy = deploy_variables(repository, gitops)
+    variables = {
+        "INSTALL_COMMAND": INSTALL_COMMAND,
+        # Repository variables, as the generated README tells a user to set them.
+        "GITOPS_REPO_URL": deploy.pop("GITOPS_REPO_URL"),
+    }
+    deploy.pop("INSTALL_COMMAND")
+    started = time.monotonic()
+    result, store = run_act(repo, "push", event, tmp_path, variables, deploy)
+    print_timing("act, lint -> deploy-dev", started)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    succeeded = re.findall(r"^\[CI/(\S+)\s*\] 🏁  Job succeeded", output, re.MULTILINE)
+    jobs = ["lint", "train", "evaluate", "export", "verify", "build", "push", "deploy-dev"]
+    assert succeeded == jobs, output[-3000:]
+    digest = (store / "push" / "image-digest.txt").read_text(encoding="utf-8").strip()
+    assert deployed_image(gitops, "dev") == (repository, digest)
+    assert registry.has(repository, digest)
+    overlay = git("show", "main:deploy/overlays/dev/kustomization.yaml", cwd=gitops)
+    assert "modelyard.io/build: github-" in overlay
 
 
 # --- Jenkins: the harness --------------------------------------------------------------

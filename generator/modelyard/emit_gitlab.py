@@ -13,11 +13,38 @@ from typing import Any
 
 from . import ci_jinja
 from .ci_document import Choice, Comment, yaml_text
-from .pipeline import Pipeline, Stage
+from .pipeline import STAGE_TOOLS, Pipeline, Stage
 
 # The uv project's image with the chosen Python on Debian's full (not slim) base: git is
 # there for the GitOps push.
 IMAGE = "ghcr.io/astral-sh/uv:python{{ python_version }}-bookworm"
+
+# A tool a job needs besides what IMAGE has: installed from Debian into the job's image
+# (it runs as root) before the install step, with the settings it needs there. buildah in
+# a container: chroot isolation and the vfs storage driver (no nested user namespaces, no
+# overlay on the container's overlay), in storage.conf because not every buildah command
+# of Debian's release reads STORAGE_DRIVER. The runner must run the job privileged.
+TOOL_VARIABLES = {"buildah": {"IMAGE_BUILDER": "buildah", "BUILDAH_ISOLATION": "chroot"}}
+TOOL_CONFIGURATION = {
+    "buildah": " && ".join(
+        [
+            "storage=/etc/containers/storage.conf",
+            """printf '[storage]\\ndriver = "vfs"\\n' > $storage""",
+            """printf 'runroot = "/run/containers/storage"\\n' >> $storage""",
+            """printf 'graphroot = "/var/lib/containers/storage"\\n' >> $storage""",
+        ]
+    )
+}
+
+
+def tool_setup(tools: tuple[str, ...]) -> list[str]:
+    packages = " ".join(STAGE_TOOLS[tool] for tool in tools)
+    install = (
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+        f"--no-install-recommends {packages}"
+    )
+    return [install, *(TOOL_CONFIGURATION[tool] for tool in tools if tool in TOOL_CONFIGURATION)]
+
 
 # Credentials: GitLab's predefined registry login for push-image. The GitOps push uses
 # the job's own clone credentials (the project must allow job-token pushes), or the
@@ -84,6 +111,8 @@ def job(pipeline: Pipeline, stage: Stage, on_runner: bool = False) -> dict[str, 
             for name, value in CREDENTIAL_VARIABLES[kind].items()
         },
     }
+    for tool in stage.tools:
+        variables.update(TOOL_VARIABLES[tool])
     if on_runner:
         variables["UV_TORCH_BACKEND"] = pipeline.torch_backend(stage)
     if variables:
@@ -93,7 +122,10 @@ def job(pipeline: Pipeline, stage: Stage, on_runner: bool = False) -> dict[str, 
             "key": {"files": list(pipeline.install.cache_key_files)},
             "paths": [pipeline.install.cache_dir],
         }
-    body["before_script"] = [ci_jinja.INSTALL_STEP]
+    body["before_script"] = [
+        *(tool_setup(stage.tools) if stage.tools else []),
+        ci_jinja.INSTALL_STEP,
+    ]
     body["script"] = [ci_jinja.command(pipeline, stage, line) for line in stage.run]
     if stage.outputs or stage.reports:
         artifacts: dict[str, Any] = {}

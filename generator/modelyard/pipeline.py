@@ -44,6 +44,10 @@ CREDENTIAL_KINDS = ("registry", "git")
 # its label in the Copier answer `<class>_runner_label`; until then the stage runs on the
 # default runner like every other.
 RUNNER_CLASSES = ("gpu",)
+# Tools a stage's job needs besides Python, git and uv (what the default CI image has):
+# the Debian package that provides each. GitLab jobs install them into the default image
+# first; GitHub's Ubuntu runners and Jenkins agents must have them (documented).
+STAGE_TOOLS = {"buildah": "buildah"}
 PLACEHOLDERS = ("package", "python_version", "environment", "previous_environment")
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -74,6 +78,7 @@ _STAGE_KEYS = {
     "cache",
     "runner",
     "install_extras",
+    "tools",
     "timeout_minutes",
 }
 
@@ -149,6 +154,7 @@ class Stage:
     runner_label: str | None = None
     # The extras this stage's job installs; None takes install.extras.
     install_extras: tuple[str, ...] | None = None
+    tools: tuple[str, ...] = ()
     timeout_minutes: int = 30
 
     @property
@@ -500,6 +506,12 @@ def _parse_stage(raw: Any, index: int) -> Stage:
     cache = entry.get("cache", True)
     if not isinstance(cache, bool):
         raise PipelineError(f"{where}: cache must be true or false")
+    tools = tuple(_strings(entry.get("tools", []), f"{where}: tools"))
+    for tool in tools:
+        if tool not in STAGE_TOOLS:
+            raise PipelineError(
+                f"{where}: unknown tool {tool!r}; jobs can be given {', '.join(STAGE_TOOLS)}"
+            )
     runner = entry.get("runner")
     if runner is not None and runner not in RUNNER_CLASSES:
         raise PipelineError(
@@ -529,6 +541,7 @@ def _parse_stage(raw: Any, index: int) -> Stage:
         install_extras=_extras(entry["install_extras"], f"{where}: install_extras")
         if "install_extras" in entry
         else None,
+        tools=tools,
         timeout_minutes=_positive_int(entry.get("timeout_minutes", 30), f"{where}: timeout"),
     )
 
