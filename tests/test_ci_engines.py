@@ -200,6 +200,10 @@ def container_variables(repository: str, gitops: Path) -> dict[str, str]:
         "IMAGE_PUSH_ARGS": "--tls-verify=false",
         "IMAGE_LOGIN_ARGS": "--tls-verify=false",
         "GITOPS_REPO_URL": gitops.as_uri(),
+        # gitlab-ci-local says it is not GitLab (GITLAB_CI=false) and numbers pipelines
+        # from 0; on GitLab it is true and IIDs start at 1. The deploy records the number.
+        "GITLAB_CI": "true",
+        "CI_PIPELINE_IID": "41",
     }
 
 
@@ -248,7 +252,7 @@ def test_gitlab_ci_local_runs_the_whole_pipeline_to_dev_in_the_declared_images(
     # another pipeline; it records the build that deployed it.
     assert "[skip ci]" in message
     overlay = git("show", "main:deploy/overlays/dev/kustomization.yaml", cwd=gitops)
-    assert "modelyard.io/build: gitlab-" in overlay
+    assert "modelyard.io/build: gitlab-41" in overlay
 
     # A person starts the staging promotion: it gives staging exactly what dev runs.
     started = time.monotonic()

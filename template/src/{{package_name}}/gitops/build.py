@@ -22,11 +22,12 @@ from collections.abc import Mapping
 from ..errors import StageError
 
 # What each CI system sets in every job: (system, the variable telling it is that system,
-# the variable with the pipeline's number).
+# the value it has there, None for any, the variable with the pipeline's number). Local
+# runners say they are not the real thing (gitlab-ci-local sets GITLAB_CI=false).
 SYSTEMS = (
-    ("github", "GITHUB_ACTIONS", "GITHUB_RUN_NUMBER"),
-    ("gitlab", "GITLAB_CI", "CI_PIPELINE_IID"),
-    ("jenkins", "JENKINS_URL", "BUILD_NUMBER"),
+    ("github", "GITHUB_ACTIONS", "true", "GITHUB_RUN_NUMBER"),
+    ("gitlab", "GITLAB_CI", "true", "CI_PIPELINE_IID"),
+    ("jenkins", "JENKINS_URL", None, "BUILD_NUMBER"),
 )
 _BUILD = re.compile(r"(?P<system>[a-z]+)-(?P<number>[1-9][0-9]{0,17})")
 
@@ -60,8 +61,10 @@ class Build:
 
 def current(environ: Mapping[str, str] = os.environ) -> Build | None:
     """The CI build this process runs in, None outside CI (a person deploying by hand)."""
-    for system, marker, number in SYSTEMS:
+    for system, marker, expected, number in SYSTEMS:
+        found = environ.get(marker, "")
         value = environ.get(number, "")
-        if environ.get(marker) and value.isdigit() and int(value) > 0:
+        ours = found == expected if expected is not None else bool(found)
+        if ours and value.isdigit() and int(value) > 0:
             return Build(system=system, number=int(value))
     return None
