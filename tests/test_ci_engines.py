@@ -408,7 +408,8 @@ def test_jenkins_stages_run_in_order_to_dev_and_wait_before_prod(generated, regi
     workspace = fresh_clone(generated, tmp_path / "workspace")
     gitops = gitops_remote(generated, tmp_path)
     repository = unique_repository(registry, "jenkins")
-    variables = deploy_variables(repository, gitops)
+    # The Jenkins global variable naming the registry the `registry` credential is for.
+    variables = {**deploy_variables(repository, gitops), "REGISTRY_HOST": registry.address}
     started = time.monotonic()
     run = jenkinsfile.run_pipeline(
         workspace / "Jenkinsfile",

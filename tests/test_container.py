@@ -332,6 +332,7 @@ def test_push_logs_in_with_the_password_on_stdin(entry_points: EntryPoints) -> N
         "push-image",
         REGISTRY_USERNAME="ci-bot",
         REGISTRY_PASSWORD="s3cret-token",
+        REGISTRY_HOST="registry.test",
         IMAGE_LOGIN_ARGS="--tls-verify=false",
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -358,6 +359,18 @@ def test_push_never_sends_credentials_to_another_registry(entry_points: EntryPoi
     other = entry_points.repo / "builder-args.txt.other"
     assert not other.exists() or "login" not in other.read_text()
     assert "s3cret-token" not in result.stdout + result.stderr
+
+
+def test_push_never_sends_credentials_that_name_no_registry(entry_points: EntryPoints) -> None:
+    """Jenkins binds the `registry` credential without a host: REGISTRY_HOST must say it."""
+    entry_points.add_builder("podman")
+    result = entry_points.run(
+        "push-image", REGISTRY_USERNAME="ci-bot", REGISTRY_PASSWORD="s3cret-token"
+    )
+    assert result.returncode != 0
+    assert "REGISTRY_HOST is not: set it to the registry they are for" in _one_line_error(result)
+    other = entry_points.repo / "builder-args.txt.other"
+    assert not other.exists() or "login" not in other.read_text()
 
 
 def test_push_refuses_a_digest_that_is_not_one(entry_points: EntryPoints) -> None:
