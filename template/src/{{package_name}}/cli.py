@@ -130,6 +130,11 @@ PASS_THROUGH = {
     "gitops": (_cmd_gitops, "gitops_args"),
     "ci-setup": (_cmd_ci_setup, "ci_setup_args"),
 }
+PASS_THROUGH_HELP = {
+    "serve": "serve model.onnx over the Open Inference Protocol (onnxruntime only)",
+    "gitops": "set-image / promote / show / seed: the image each environment runs (Argo CD)",
+    "ci-setup": "github: protected environments with required reviewers (needs gh)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,14 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
     cifar.set_defaults(handler=_cmd_data_download_cifar10)
     cifar.add_argument("--out", default="data/cifar10.npz")
 
-    serve = stages.add_parser(
-        "serve",
-        help="serve model.onnx over the Open Inference Protocol (onnxruntime only)",
-        add_help=False,
-    )
-    serve.set_defaults(handler=_cmd_serve)
-    serve.add_argument("serve_args", nargs=argparse.REMAINDER)
-
     for name, handler, help_text in (
         ("build-image", _cmd_build_image, "build the serving image (no torch) from artifacts/"),
         ("push-image", _cmd_push_image, "push the image; write its digest to artifacts/"),
@@ -202,21 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--tag", help="image tag (default: the short git commit); give push-image the same"
         )
 
-    # Listed for `--help`; main() hands everything after `gitops` to gitops' own parser.
-    gitops = stages.add_parser(
-        "gitops",
-        help="set-image / promote / show / seed: the image each environment runs (Argo CD)",
-        add_help=False,
-    )
-    gitops.set_defaults(handler=_cmd_gitops)
-    gitops.add_argument("gitops_args", nargs=argparse.REMAINDER)
-    ci_setup = stages.add_parser(
-        "ci-setup",
-        help="github: protected environments with required reviewers (needs gh)",
-        add_help=False,
-    )
-    ci_setup.set_defaults(handler=_cmd_ci_setup)
-    ci_setup.add_argument("ci_setup_args", nargs=argparse.REMAINDER)
+    # Listed for `--help`; main() hands everything after their name to their own parser.
+    for name, (handler, field) in PASS_THROUGH.items():
+        sub = stages.add_parser(name, help=PASS_THROUGH_HELP[name], add_help=False)
+        sub.set_defaults(handler=handler)
+        sub.add_argument(field, nargs=argparse.REMAINDER)
     return parser
 
 
