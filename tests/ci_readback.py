@@ -32,6 +32,7 @@ class Job:
     runner: str | None = None  # the runner label, None on the default runner
     torch_backend: str | None = None  # UV_TORCH_BACKEND of its install step
     install_extras: str | None = None  # INSTALL_EXTRAS of its install step
+    setup: tuple[str, ...] = ()  # GitLab: what runs before the install step (tools)
 
 
 # --- GitLab ----------------------------------------------------------------------------
@@ -68,7 +69,8 @@ def read_gitlab(repo: Path) -> list[Job]:
             if isinstance(value, dict) and value.get("stage") == stage
         ]
         job = document[name]
-        assert job["before_script"] == [ci_jinja.INSTALL_STEP], name
+        *setup, install = job["before_script"]
+        assert install == ci_jinja.INSTALL_STEP, name
         needs = {entry["job"] for entry in job["needs"]}
         downloads = {entry["job"] for entry in job["needs"] if entry["artifacts"]}
         artifacts = job.get("artifacts", {})
@@ -89,6 +91,7 @@ def read_gitlab(repo: Path) -> list[Job]:
                 tags[0] if tags else None,
                 variables["UV_TORCH_BACKEND"],
                 variables["INSTALL_EXTRAS"],
+                tuple(setup),
             )
         )
     return jobs

@@ -14,7 +14,7 @@ import jinja2
 import pytest
 import yaml
 
-from modelyard import ci_document, ci_jinja, emit_github, emit_jenkins, render_ci
+from modelyard import ci_document, ci_jinja, emit_github, emit_gitlab, emit_jenkins, render_ci
 from modelyard.cli import main as modelyard_main
 from modelyard.paths import TEMPLATE_DIR
 from modelyard.pipeline import PIPELINE_SPEC, Pipeline, PipelineError, load_pipeline, parse_pipeline
@@ -367,6 +367,9 @@ def check_gitlab(answers: dict[str, Any], repo: Path) -> None:
         assert job.needs == set(stage.needs) | producers, job.name
         assert job.when == stage.when, job.name
         assert job.environment == stage.environment, job.name
+        # The stage's tools are installed into the job's image before anything else.
+        expected_setup = emit_gitlab.tool_setup(stage.tools) if stage.tools else []
+        assert list(job.setup) == expected_setup, job.name
     assert_same_flow(jobs, pipeline, "gitlab")
 
 

@@ -16,8 +16,8 @@ def emit(pipeline: Pipeline) -> str:
         f'    "{env.name}": "{env.approvers}",\n' for env in pipeline.environments if env.approval
     )
     return (
-        '"""Who approves deploys to each environment: emitted from the modelyard template\'s\n'
-        "ci/pipeline.yml by `modelyard render-ci` (its `approval: true` environments).\n"
+        '"""Emitted from the template\'s ci/pipeline.yml by `modelyard render-ci`: who approves\n'
+        "deploys to each environment (the spec's `approval: true` environments).\n"
         "\n"
         "Each value is a group: the GitHub team (`python -m <package> ci-setup github`), the\n"
         "GitLab group of the protected environment's approval rule, and the Jenkins users or\n"

@@ -1,5 +1,5 @@
-"""Who approves deploys to each environment: emitted from the modelyard template's
-ci/pipeline.yml by `modelyard render-ci` (its `approval: true` environments).
+"""Emitted from the template's ci/pipeline.yml by `modelyard render-ci`: who approves
+deploys to each environment (the spec's `approval: true` environments).
 
 Each value is a group: the GitHub team (`python -m <package> ci-setup github`), the
 GitLab group of the protected environment's approval rule, and the Jenkins users or
