@@ -312,6 +312,10 @@ def _decode_input(
             f"the body has only {len(binary)} after the JSON header"
         )
     array = np.frombuffer(binary, dtype=dtype, count=count, offset=offset).reshape(shape)
+    # Policy (README.md): NaN and infinity are refused, as in JSON, whatever the encoding;
+    # a model answers them with NaN logits, which a client would read as a prediction.
+    if dtype.kind == "f" and not np.isfinite(array).all():
+        raise ProtocolError(f"input '{name}': the binary data holds NaN or infinity")
     return name, array, offset + size
 
 
@@ -321,10 +325,12 @@ def _array_from_json(
     # Both conversions run in C; a ragged or non-numeric list fails. np.fromiter, for the
     # flat list clients usually send, is ~15% faster than np.asarray.
     try:
-        if type(data) is list and len(data) == count and type(data[0]) is not list:
-            array = np.fromiter(data, dtype=dtype, count=count)
-        else:
-            array = np.asarray(data, dtype=dtype)
+        # An overflow becomes infinity, which the check below refuses: no warning per request.
+        with np.errstate(over="ignore"):
+            if type(data) is list and len(data) == count and type(data[0]) is not list:
+                array = np.fromiter(data, dtype=dtype, count=count)
+            else:
+                array = np.asarray(data, dtype=dtype)
     except (ValueError, TypeError):
         raise ProtocolError(
             f"input '{name}': 'data' must be a flat or nested list of numbers"
@@ -333,9 +339,14 @@ def _array_from_json(
         raise ProtocolError(
             f"input '{name}' has {array.size} values but shape {list(shape)} needs {count}"
         )
-    # numpy turns a JSON null into NaN; JSON has no NaN of its own, so NaN means null.
-    if dtype.kind == "f" and np.isnan(array).any():
-        raise ProtocolError(f"input '{name}': 'data' holds null where numbers belong")
+    # numpy turns a JSON null into NaN (JSON has no NaN of its own), and a number beyond
+    # the type's range (1e39 for FP32) into infinity: neither is an input a model can use.
+    if dtype.kind == "f" and not np.isfinite(array).all():
+        if np.isnan(array).any():
+            raise ProtocolError(f"input '{name}': 'data' holds null where numbers belong")
+        raise ProtocolError(
+            f"input '{name}': 'data' holds a number beyond {np.dtype(dtype).name}'s range"
+        )
     return array.reshape(shape)
 
 
@@ -344,7 +355,8 @@ def _shape(value: object, spec: TensorSpec) -> tuple[int, ...]:
     if type(value) is list and len(value) == len(spec.shape):
         shape = tuple(value)
         if all(
-            type(got) is int and (got == want or (want == -1 and got > 0))
+            # A dimension is a count: -1 ("any size") belongs in the model's shape only.
+            type(got) is int and got > 0 and (got == want or want == -1)
             for got, want in zip(shape, spec.shape, strict=True)
         ):
             return shape
@@ -354,8 +366,8 @@ def _shape(value: object, spec: TensorSpec) -> tuple[int, ...]:
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value)
     ):
         raise ProtocolError(
-            f"input '{spec.name}' needs 'shape' as a list of non-negative integers, "
-            f"got {_describe(value)}"
+            f"input '{spec.name}' needs 'shape' as a list of positive integers (-1 is the "
+            f"model's 'any size', not a size), got {_describe(value)}"
         )
     if 0 in value and len(value) == len(spec.shape):
         raise ProtocolError(f"input '{spec.name}' has shape {value}: it holds no values")
