@@ -8,6 +8,7 @@ All three emitters use these helpers so that they make the same decisions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .ci_document import Choice
@@ -65,15 +66,32 @@ def present_when(pipeline: Pipeline, stage: Stage, value: Any) -> Any:
     return value if test is None else Choice(test, value)
 
 
-def install_environment(pipeline: Pipeline, stage: Stage | None = None) -> dict[str, str]:
+def install_environment(
+    pipeline: Pipeline, stage: Stage | None = None, on_runner: bool = False
+) -> dict[str, str]:
     """What the install step reads besides INSTALL_COMMAND: for the whole pipeline (no
-    stage), or what one stage's job sets differently (its extras; the runner's torch
-    backend is left to `runner_test`, as it depends on an answer)."""
+    stage), or what one stage's job sets differently: its extras, and with `on_runner`
+    (the job variant for a repository that names its runner's label) the runner's torch
+    backend."""
     extras = ",".join(pipeline.install.extras)
     if stage is None:
         return {"UV_TORCH_BACKEND": pipeline.install.torch_backend, "INSTALL_EXTRAS": extras}
     own = ",".join(pipeline.install_extras(stage))
-    return {} if own == extras else {"INSTALL_EXTRAS": own}
+    environment = {} if own == extras else {"INSTALL_EXTRAS": own}
+    if on_runner:
+        environment["UV_TORCH_BACKEND"] = pipeline.torch_backend(stage)
+    return environment
+
+
+def stage_entry(pipeline: Pipeline, stage: Stage, build: Callable[[bool], Any]) -> Any:
+    """A stage's job or Jenkins stage, `build(on_runner)`, as the emitted file holds it:
+    two whole variants when the stage has a runner class (its label is an answer), kept
+    only in repositories that have the stage."""
+    entry = build(False)
+    runner = runner_test(pipeline, stage)
+    if runner:
+        entry = Choice(runner, build(True), otherwise=entry)
+    return present_when(pipeline, stage, entry)
 
 
 def runner_test(pipeline: Pipeline, stage: Stage) -> str | None:

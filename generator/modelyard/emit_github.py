@@ -12,10 +12,11 @@ built as plain data and written by `ci_document.yaml_text`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import ci_jinja
-from .ci_document import Annotated, Choice, Comment, Spaced, yaml_text
+from .ci_document import Annotated, Comment, Spaced, yaml_text
 from .pipeline import Pipeline, Stage
 
 # Every action pinned to a full commit SHA (a tag can be moved); the version is the comment.
@@ -84,6 +85,11 @@ def upload_root(paths: tuple[str, ...]) -> str:
     return "/".join(common) or "."
 
 
+def _lines(values: Sequence[str]) -> str:
+    """One value per line: a literal block (`path: |`, a multi-command `run: |`)."""
+    return "".join(f"{value}\n" for value in values)
+
+
 def default_branch_test() -> str:
     return "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
 
@@ -100,9 +106,7 @@ def job_condition(pipeline: Pipeline, stage: Stage) -> str | None:
 
 def steps(pipeline: Pipeline, stage: Stage, cache: bool, on_runner: bool) -> list[Any]:
     install: dict[str, Any] = {"name": "Install", "run": ci_jinja.INSTALL_STEP}
-    install_env = dict(ci_jinja.install_environment(pipeline, stage))
-    if on_runner:
-        install_env["UV_TORCH_BACKEND"] = pipeline.torch_backend(stage)
+    install_env = ci_jinja.install_environment(pipeline, stage, on_runner)
     if install_env:
         install["env"] = install_env
     result: list[Any] = [
@@ -131,7 +135,7 @@ def steps(pipeline: Pipeline, stage: Stage, cache: bool, on_runner: bool) -> lis
     command: dict[str, Any] = {
         "name": stage.name,
         "id": stage.name,
-        "run": commands[0] if len(commands) == 1 else "".join(f"{c}\n" for c in commands),
+        "run": commands[0] if len(commands) == 1 else _lines(commands),
     }
     credentials = {
         name: value for kind in stage.credentials for name, value in CREDENTIAL_ENV[kind].items()
@@ -162,7 +166,7 @@ def steps(pipeline: Pipeline, stage: Stage, cache: bool, on_runner: bool) -> lis
                 "uses": uses("upload-artifact"),
                 "with": {
                     "name": stage.name,
-                    "path": "".join(f"{path}\n" for path in stage.outputs),
+                    "path": _lines(stage.outputs),
                     "if-no-files-found": "error",
                     "retention-days": pipeline.artifact_retention_days,
                 },
@@ -176,7 +180,7 @@ def steps(pipeline: Pipeline, stage: Stage, cache: bool, on_runner: bool) -> lis
                 "uses": uses("upload-artifact"),
                 "with": {
                     "name": f"{stage.name}-reports",
-                    "path": "".join(f"{path}\n" for path in stage.reports),
+                    "path": _lines(stage.reports),
                     "retention-days": pipeline.artifact_retention_days,
                 },
             }
@@ -230,14 +234,14 @@ def job(
 
 
 def jobs(pipeline: Pipeline, stages: list[Stage], **variant: bool) -> dict[str, Any]:
-    entries: dict[str, Any] = {}
-    for stage in stages:
-        entry: Any = job(pipeline, stage, **variant)
-        runner = ci_jinja.runner_test(pipeline, stage)
-        if runner:
-            entry = Choice(runner, job(pipeline, stage, on_runner=True, **variant), entry)
-        entries[stage.name] = ci_jinja.present_when(pipeline, stage, entry)
-    return entries
+    return {
+        stage.name: ci_jinja.stage_entry(
+            pipeline,
+            stage,
+            lambda on_runner, stage=stage: job(pipeline, stage, on_runner=on_runner, **variant),
+        )
+        for stage in stages
+    }
 
 
 def _workflow_env(pipeline: Pipeline) -> dict[Any, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import ci_jinja
-from .ci_document import Choice, Comment, yaml_text
+from .ci_document import Comment, yaml_text
 from .pipeline import STAGE_TOOLS, Pipeline, Stage
 
 # The uv project's image with the chosen Python on Debian's full (not slim) base: git is
@@ -104,7 +104,7 @@ def job(pipeline: Pipeline, stage: Stage, on_runner: bool = False) -> dict[str, 
         # with `gpus = "all"`, or a shell runner on a GPU machine).
         body["tags"] = [ci_jinja.runner_label(pipeline, stage)]
     variables = {
-        **ci_jinja.install_environment(pipeline, stage),
+        **ci_jinja.install_environment(pipeline, stage, on_runner),
         **{
             name: value
             for kind in stage.credentials
@@ -113,8 +113,6 @@ def job(pipeline: Pipeline, stage: Stage, on_runner: bool = False) -> dict[str, 
     }
     for tool in stage.tools:
         variables.update(TOOL_VARIABLES[tool])
-    if on_runner:
-        variables["UV_TORCH_BACKEND"] = pipeline.torch_backend(stage)
     if variables:
         body["variables"] = variables
     if stage.cache:
@@ -146,14 +144,12 @@ def job(pipeline: Pipeline, stage: Stage, on_runner: bool = False) -> dict[str, 
 
 
 def jobs(pipeline: Pipeline) -> dict[str, Any]:
-    entries: dict[str, Any] = {}
-    for stage in pipeline.stages:
-        entry: Any = job(pipeline, stage)
-        runner = ci_jinja.runner_test(pipeline, stage)
-        if runner:
-            entry = Choice(runner, job(pipeline, stage, on_runner=True), otherwise=entry)
-        entries[stage.name] = ci_jinja.present_when(pipeline, stage, entry)
-    return entries
+    return {
+        stage.name: ci_jinja.stage_entry(
+            pipeline, stage, lambda on_runner, stage=stage: job(pipeline, stage, on_runner)
+        )
+        for stage in pipeline.stages
+    }
 
 
 def emit(pipeline: Pipeline) -> str:

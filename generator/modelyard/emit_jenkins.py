@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from . import ci_jinja
-from .ci_document import Call, Choice, Comment, groovy_text
+from .ci_document import Call, Comment, groovy_text
 from .pipeline import Pipeline, Stage
 
 # A dotenv written by an earlier stage becomes environment of this shell step only.
@@ -135,9 +135,7 @@ def stage_block(pipeline: Pipeline, stage: Stage, on_runner: bool = False) -> Ca
         if on_runner
         else Call("agent", "any")
     )
-    environment = dict(ci_jinja.install_environment(pipeline, stage))
-    if on_runner:
-        environment["UV_TORCH_BACKEND"] = pipeline.torch_backend(stage)
+    environment = ci_jinja.install_environment(pipeline, stage, on_runner)
     body: list[Any] = [agent]
     if environment:
         body.append(
@@ -168,14 +166,12 @@ def stage_block(pipeline: Pipeline, stage: Stage, on_runner: bool = False) -> Ca
 
 
 def stages(pipeline: Pipeline) -> list[Any]:
-    entries: list[Any] = []
-    for stage in pipeline.stages:
-        entry: Any = stage_block(pipeline, stage)
-        runner = ci_jinja.runner_test(pipeline, stage)
-        if runner:
-            entry = Choice(runner, stage_block(pipeline, stage, on_runner=True), entry)
-        entries.append(ci_jinja.present_when(pipeline, stage, entry))
-    return entries
+    return [
+        ci_jinja.stage_entry(
+            pipeline, stage, lambda on_runner, stage=stage: stage_block(pipeline, stage, on_runner)
+        )
+        for stage in pipeline.stages
+    ]
 
 
 def emit(pipeline: Pipeline) -> str:
