@@ -5,7 +5,8 @@ it directly.
 Endpoints (Open Inference Protocol v2, REST):
   GET  /v2                               server metadata
   GET  /v2/health/live                   200 while the process runs
-  GET  /v2/health/ready                  200 when the model is loaded; 503 loading or draining
+  GET  /v2/health/ready                  200 when the model is loaded; 503 loading, draining
+                                         or saturated (the inference queue is full)
   GET  /v2/models/<name>                 model metadata (inputs, outputs, versions)
   GET  /v2/models/<name>/ready           model readiness
   POST /v2/models/<name>/infer           inference (JSON or binary tensors)
@@ -87,6 +88,7 @@ class InferenceApp:
         self._logger = logger
         self._runtime: ModelRuntime | None = None
         self._draining = False
+        self._saturated: str | None = None
         self._server_metadata = Response(200, protocol.server_metadata(SERVER_NAME, server_version))
         self._model_metadata = _error(503, "the model is still loading")
         self._routes = self._build_routes(version=None)
@@ -129,6 +131,11 @@ class InferenceApp:
             runtime.load_seconds,
         )
         self._metrics.set_ready(self.ready)
+
+    def set_saturated(self, reason: str | None) -> None:
+        """While `reason` is set, readiness answers 503 with it: the inference queue is
+        full, and Kubernetes should route new requests to other replicas."""
+        self._saturated = reason
 
     def start_draining(self) -> None:
         """Readiness turns 503 so that load balancers stop sending; requests still work."""
@@ -183,7 +190,11 @@ class InferenceApp:
         return routes
 
     def _health_ready(self, body: bytes, headers: Headers) -> Response:
-        return _READY if self.ready else _NOT_READY
+        if not self.ready:
+            return _NOT_READY
+        if self._saturated is not None:
+            return Response(503, orjson.dumps({"ready": False, "saturated": self._saturated}))
+        return _READY
 
     def _model_ready(self, body: bytes, headers: Headers) -> Response:
         ready = self.ready

@@ -110,7 +110,24 @@ class ServerMetrics:
         )
         self._rejected_connections = Counter(
             "rejected_connections",
-            "Connections closed at once because SERVER_MAX_CONNECTIONS were open",
+            "Connections over SERVER_MAX_CONNECTIONS: answered once (503 unless a probe), "
+            "then closed",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        shed = Counter(
+            "shed_requests",
+            "Requests refused to protect the server, by reason: queue (SERVER_MAX_QUEUE "
+            "full), memory (the memory budget held by requests in flight), timeout "
+            "(SERVER_REQUEST_TIMEOUT_SECONDS passed before the request was complete)",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self._shed = {reason: shed.labels(reason) for reason in ("queue", "memory", "timeout")}
+        self.inference_queue = Gauge(
+            "inference_queue",
+            "Complete inference requests running or waiting for a worker",
             namespace=NAMESPACE,
             registry=self.registry,
         )
@@ -151,6 +168,9 @@ class ServerMetrics:
 
     def connection_rejected(self) -> None:
         self._rejected_connections.inc()
+
+    def request_shed(self, reason: str) -> None:
+        self._shed[reason].inc()
 
     def model_loaded(self, labels: dict[str, str], load_seconds: float) -> None:
         self._model.info(labels)

@@ -1,14 +1,25 @@
 """The HTTP transport and `main()` of `python -m <package> serve`.
 
-HTTP/1.1 with keep-alive on the standard library's `http.server`: one thread per
-connection, at most SERVER_HTTP_THREADS of them running an inference at once. Built for
-small models, where the HTTP layer costs more than the model:
-- TCP_NODELAY on every connection: without it Nagle's algorithm and delayed ACKs hold a
-  response back for ~40 ms when it leaves in more than one segment;
-- each response is written with one `send` (status line, headers and body together);
-- request headers are split by a small parser of our own: http.server's (the `email`
-  package) costs ~40 us a request, as much as the rest of the transport together;
-- bodies are read once, into one buffer; binary tensors are numpy views on it.
+HTTP/1.1 with keep-alive on an asyncio event loop (uvloop when installed), requests parsed
+by httptools (llhttp, the parser of Node.js and uvicorn). Inferences run on a pool of
+SERVER_INFERENCE_WORKERS threads fed first-in first-out; everything else (probes,
+metadata, metrics, reading and writing) runs on the loop, so that what a client does
+with its connection never costs inference capacity:
+
+- one deadline (SERVER_REQUEST_TIMEOUT_SECONDS) covers a request's headers and body: a
+  client that sends a byte every few seconds gets a 408, not a worker;
+- a request joins the inference queue only once its whole body is in, and the queue is
+  bounded (SERVER_MAX_QUEUE): beyond it the answer is 503 with Retry-After, and readiness
+  says the server is saturated, so that Kubernetes routes elsewhere;
+- every body reserves what decoding it can cost before it is read (`memory.py`), so the
+  requests in flight stay under the container's memory limit;
+- probes and /metrics are answered on the loop, past a full queue and past the
+  connection cap; connections over SERVER_MAX_CONNECTIONS get one answer (probes
+  normally, anything else a 503) and are closed;
+- every response is written with one `send` (status line, headers and body together), on
+  a connection with TCP_NODELAY (asyncio sets it).
+
+Measured against a thread-per-connection transport, uvicorn and granian: README.md, "Serving".
 
 Graceful shutdown, for Kubernetes and for PID 1 in a container: on SIGTERM (or SIGINT)
 readiness turns 503, the listener closes, idle keep-alive connections are closed, requests
@@ -18,46 +29,69 @@ requests were still running after SERVER_DRAIN_SECONDS.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import gc
-import http.server
 import logging
 import os
-import queue
+import random
+import resource
+import secrets
 import signal
 import socket
-import socketserver
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+import httptools
 import orjson
 
 from .. import __version__
 from ..errors import StageError
-from .app import ENDPOINTS, InferenceApp, Response
+from .app import ENDPOINTS, InferenceApp, Response, Route
 from .logs import configure_logging, log_event
+from .memory import (
+    TRIM_AFTER_BYTES,
+    BodyLimits,
+    MemoryBudgetError,
+    Reservations,
+    container_memory_limit,
+    derive_body_limits,
+    release_freed,
+    resident_bytes,
+)
 from .metrics import ServerMetrics
-from .protocol import error_body
+from .protocol import HEADER_LENGTH_HEADER, error_body
 from .settings import Settings, load_settings
+
+try:
+    import uvloop
+except ImportError:  # the serve extra installs it; plain asyncio works too, slower
+    uvloop = None
 
 if TYPE_CHECKING:
     from .runtime import ModelRuntime
 
 PACKAGE = __package__.rpartition(".")[0]
-MAX_REQUEST_LINE = 65536
-MAX_HEADER_LINE = 65536
+MAX_URL_BYTES = 65536
+MAX_HEADER_BYTES = 65536  # all header lines together
 MAX_HEADERS = 100
-# After refusing a body (413, 411, malformed request), read and drop what the client is
-# still sending for up to this long before closing: closing a socket with unread input
-# makes the kernel send a reset, and the client would lose the error response.
+# After refusing a body (413, a malformed request), keep reading and dropping what the
+# client still sends for up to this long before closing: closing a socket with unread
+# input makes the kernel send a reset, and the client would lose the error response.
 LINGER_SECONDS = 2.0
+# Endpoints answered on the event loop, also past the connection cap: what Kubernetes
+# and Prometheus call must never wait behind inferences.
+_ALWAYS_ANSWERED = frozenset({"health_live", "health_ready", "metrics"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
-_NO_LIMIT = contextlib.nullcontext()
+_HEADER_LENGTH = HEADER_LENGTH_HEADER.lower().encode()
+_REQUEST_ID_CHARS = 128
 
 
 class ServeError(StageError):
@@ -65,328 +99,411 @@ class ServeError(StageError):
 
 
 class RequestHeaders(dict[str, str]):
-    """Request headers by lower-cased name. `get` takes any case, as HTTP wants; the
-    transport itself looks names up in lower case (`"transfer-encoding" in headers`)."""
+    """Request headers by lower-cased name; `get` takes any case, as HTTP wants."""
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
         return dict.get(self, name.lower(), default)
 
 
-class _Connections:
-    """Every open connection and whether it is new, idle (between keep-alive requests),
-    busy (handling a request) or closing: the drain closes idle ones and waits for busy ones.
-    """
+class _Request:
+    __slots__ = (
+        "method",
+        "path",
+        "version",
+        "headers",
+        "route",
+        "body",
+        "received",
+        "keep_alive",
+        "request_id",
+        "reserved",
+        "started",
+        "refusal",
+    )
 
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._states: dict[socket.socket, str] = {}
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-    def opened(self, connection: socket.socket) -> None:
-        with self._changed:
-            self._states[connection] = "new"
-
-    def request_started(self, connection: socket.socket) -> bool:
-        """False when the drain already closed this connection."""
-        with self._changed:
-            if self._states.get(connection) == "closing":
-                return False
-            self._states[connection] = "busy"
-            return True
-
-    def request_finished(self, connection: socket.socket) -> None:
-        with self._changed:
-            if self._states.get(connection) == "busy":
-                self._states[connection] = "idle"
-
-    def closed(self, connection: socket.socket) -> None:
-        with self._changed:
-            self._states.pop(connection, None)
-            self._changed.notify_all()
-
-    def close_idle(self) -> None:
-        # A "new" connection is left alone: its first request may be on the wire already.
-        # It gets one answer (with Connection: close) or times out after the keep-alive.
-        with self._changed:
-            for connection, state in self._states.items():
-                if state == "idle":
-                    self._states[connection] = "closing"
-                    with contextlib.suppress(OSError):
-                        connection.shutdown(socket.SHUT_RDWR)
-
-    def wait_closed(self, timeout: float) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: not self._states, timeout)
+    def __init__(self, started: float) -> None:
+        self.method = ""
+        self.path = ""
+        self.version = "1.1"
+        self.headers = RequestHeaders()
+        self.route: Route | None = None
+        self.body: bytearray | None = None
+        self.received = 0
+        self.keep_alive = True
+        self.request_id = ""
+        self.reserved = 0
+        self.started = started
+        # A response decided before the body was read (413, 503...): sent once the
+        # request is complete, or right away when the body is not going to be read.
+        self.refusal: Response | None = None
 
 
-class _Slots:
-    """A counting semaphore on a C-implemented queue of tokens: `threading.Semaphore` is
-    Python code, ~10x slower per request."""
-
-    def __init__(self, count: int) -> None:
-        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
-        for _ in range(count):
-            self._tokens.put(None)
-
-    def __enter__(self) -> None:
-        self._tokens.get()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._tokens.put(None)
-
-
-class _HTTPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 128
+class _Transport:
+    """What every connection shares: settings, app, metrics, the inference pool, the
+    queue and memory accounting. Touched from the event loop's thread only."""
 
     def __init__(
-        self, settings: Settings, app: InferenceApp, metrics: ServerMetrics, logger: logging.Logger
+        self,
+        settings: Settings,
+        app: InferenceApp,
+        metrics: ServerMetrics,
+        logger: logging.Logger,
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
+        self.settings = settings
         self.app = app
         self.metrics = metrics
         self.logger = logger
-        self.max_body_bytes = settings.max_body_bytes
-        self.keepalive_seconds = settings.keepalive_seconds
-        self.max_connections = settings.max_connections
-        self.inference_slots = _Slots(settings.http_threads)
-        self.connections = _Connections()
-        if ":" in settings.host:
-            self.address_family = socket.AF_INET6
-        # socketserver.TCPServer, not http.server.HTTPServer: the latter's server_bind does
-        # a reverse DNS lookup of the host, which can stall a container's start for seconds.
-        super().__init__((settings.host, settings.port), _RequestHandler)
-
-    def verify_request(self, request, client_address) -> bool:  # type: ignore[override]
-        if len(self.connections) < self.max_connections:
-            return True
-        self.metrics.connection_rejected()
-        log_event(
-            self.logger,
-            logging.WARNING,
-            "connection_rejected",
-            reason=f"{self.max_connections} connections open (SERVER_MAX_CONNECTIONS)",
-            client=client_address[0],
+        self.loop = loop
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            settings.inference_workers, thread_name_prefix="inference"
         )
-        return False
+        self.inferences = 0  # running plus queued
+        self.capacity = settings.inference_workers + settings.max_queue
+        self.limits = derive_body_limits(
+            None,
+            0,
+            settings.inference_workers,
+            settings.max_json_body_bytes,
+            settings.max_binary_body_bytes,
+        )
+        self.reservations = Reservations(None)
+        self.connections: set[_Connection] = set()
+        self.draining = False
+        self.all_closed = threading.Event()
 
-    def process_request(self, request, client_address) -> None:  # type: ignore[override]
-        self.connections.opened(request)
-        super().process_request(request, client_address)
+    def set_limits(self, limits: BodyLimits) -> None:
+        self.limits = limits
+        self.reservations = Reservations(limits.body_budget_bytes)
 
-    def shutdown_request(self, request) -> None:  # type: ignore[override]
-        super().shutdown_request(request)
-        self.connections.closed(request)
+    def saturation_changed(self) -> None:
+        self.metrics.inference_queue.set(self.inferences)
+        queued = max(0, self.inferences - self.settings.inference_workers)
+        saturated = self.inferences >= self.capacity
+        self.app.set_saturated(
+            f"{queued} inferences queued (SERVER_MAX_QUEUE={self.settings.max_queue})"
+            if saturated
+            else None
+        )
 
-    def handle_error(self, request, client_address) -> None:  # type: ignore[override]
-        self.logger.exception("connection_error", extra={"fields": {"client": client_address[0]}})
+    def connection_closed(self, connection: _Connection) -> None:
+        self.connections.discard(connection)
+        if self.draining and not self.connections:
+            self.all_closed.set()
 
 
-class _RequestHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # TCP_NODELAY, see the module docstring
-    server: _HTTPServer
+class _Connection(asyncio.Protocol):
+    """One client connection: parses requests, answers them one at a time, in order."""
 
-    def setup(self) -> None:
-        # The socket timeout doubles as the keep-alive idle timeout.
-        self.timeout = self.server.keepalive_seconds
-        super().setup()
-        self._linger = False
-        self._status = 0
-        self._error = b""
+    def __init__(self, shared: _Transport) -> None:
+        self.shared = shared
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client = ""
+        self.request: _Request | None = None  # being received
+        self.pending: deque[_Request] = deque()  # received, waiting for their turn
+        self.busy = False  # a response is being produced
+        self.closing = False
+        self.over_capacity = False
+        self.refused = False  # a request was refused mid-way: nothing after it is parsed
+        self.served = 0
+        self.header_bytes = 0
+        self.url = bytearray()
+        self.timer: asyncio.TimerHandle | None = None
 
-    def handle_one_request(self) -> None:
+    # --- asyncio.Protocol -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        shared = self.shared
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else ""
+        if len(shared.connections) >= shared.settings.max_connections:
+            self.over_capacity = True
+            shared.metrics.connection_rejected()
+            log_event(
+                shared.logger,
+                logging.WARNING,
+                "connection_over_capacity",
+                reason=f"{shared.settings.max_connections} connections open "
+                "(SERVER_MAX_CONNECTIONS): one answer, then close",
+                client=self.client,
+            )
+        shared.connections.add(self)
+        self._arm(shared.settings.keepalive_seconds, self._idle_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self._disarm()
+        in_flight = self.shared.metrics.in_flight
+        request, self.request = self.request, None
+        if request is not None:
+            self._release(request)
+            in_flight.dec()
+        if self.busy and self.pending:
+            self.pending.popleft()  # its inference is running: _inference_done counts it
+        while self.pending:
+            self._release(self.pending.popleft())
+            in_flight.dec()
+        self.shared.connection_closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing or self.refused:
+            return  # lingering after a refusal: drop what still arrives
+        if self.request is None and not self.pending and not self.busy:
+            self._disarm()  # the keep-alive wait is over; the request deadline starts
         try:
-            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
-        except OSError:  # idle timeout, a reset, or the drain closed this idle connection
-            self.close_connection = True
-            return
-        if not self.raw_requestline:
-            self.close_connection = True
-            return
-        started = time.perf_counter()
-        connections = self.server.connections
-        if not connections.request_started(self.connection):
-            self.close_connection = True
-            return
-        try:
-            self._serve(started)
-        finally:
-            connections.request_finished(self.connection)
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse_now(400, "protocol upgrades are not supported: use HTTP/1.1")
+        except httptools.HttpParserError as error:
+            self._refuse_now(400, _parser_message(error))
 
-    def _serve(self, started: float) -> None:
-        metrics = self.server.metrics
-        metrics.in_flight.inc()
-        endpoint = "unknown"
-        self._status = 0
-        try:
-            if len(self.raw_requestline) > MAX_REQUEST_LINE:
-                self.command, self.path, self.request_version = "", "", "HTTP/1.1"
-                self.send_error(414, f"the request line is longer than {MAX_REQUEST_LINE} bytes")
-            elif self.parse_request():  # on failure it has answered through send_error
-                endpoint = self._dispatch()
-            elif self.path:
-                endpoint = self.server.app.route(self.path).endpoint
-        except OSError:  # the client went away mid-request: nobody to answer
-            self.close_connection = True
-        finally:
-            metrics.in_flight.dec()
-            if self._status:
-                seconds = time.perf_counter() - started
-                metrics.request_finished(endpoint, self._status, seconds)
-                self._log_request(endpoint, seconds)
+    # --- httptools callbacks ----------------------------------------------------------
 
-    def _dispatch(self) -> str:
-        app = self.server.app
-        route = app.route(self.path)
-        if not route.allows(self.command):
-            if (
-                self.headers.get("content-length", "0") != "0"
-                or "transfer-encoding" in self.headers
-            ):
-                # The body stays unread: answer, then close the connection.
-                self.close_connection = True
-                self._linger = True
-            self._send(app.method_not_allowed(route, self.command, self.path))
-            return route.endpoint
-        # An inference slot is taken before the body is read: it bounds both the
-        # concurrent inferences and the memory held by request bodies.
-        slot = self.server.inference_slots if route.endpoint == "infer" else _NO_LIMIT
-        with slot:
-            body = self._read_body()
-            if body is not None:
-                self._send(app.handle(route, self.command, self.path, body, self.headers))
-        return route.endpoint
+    def on_message_begin(self) -> None:
+        if self.refused:
+            return
+        self.request = _Request(time.perf_counter())
+        self.shared.metrics.in_flight.inc()
+        self.header_bytes = 0
+        self.url.clear()
+        if self.timer is None:
+            self._arm(self.shared.settings.request_timeout_seconds, self._request_timeout)
 
-    def _read_body(self) -> bytes | None:
-        """The request body; None when the request was refused (the answer is sent)."""
-        headers = self.headers
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > MAX_URL_BYTES:
+            self._refuse_now(414, f"the request target is longer than {MAX_URL_BYTES} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self.request
+        assert request is not None
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > MAX_HEADER_BYTES:
+            self._refuse_now(431, f"the request headers are longer than {MAX_HEADER_BYTES} bytes")
+            return
+        if len(request.headers) >= MAX_HEADERS:
+            self._refuse_now(431, f"the request has more than {MAX_HEADERS} header lines")
+            return
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        previous = dict.get(request.headers, key)
+        request.headers[key] = text if previous is None else f"{previous}, {text}"
+
+    def on_headers_complete(self) -> None:
+        request = self.request
+        if request is None or self.closing:
+            return
+        parser = self.parser
+        version = parser.get_http_version()
+        request.method = parser.get_method().decode("latin-1")
+        request.path = self.url.decode("latin-1")
+        if version not in ("1.1", "1.0"):
+            if version == "0.9":
+                self._refuse_now(
+                    400, f"malformed request line: no HTTP version after {_clip(request.path)!r}"
+                )
+            else:
+                self._refuse_now(505, f"HTTP version {version!r} is not supported: use HTTP/1.1")
+            return
+        request.version = version
+        request.keep_alive = parser.should_keep_alive()
+        headers = request.headers
+        request.request_id = _request_id(headers.get("x-request-id"))
+        route = self.shared.app.route(request.path)
+        request.route = route
+        if not route.allows(request.method):
+            request.refusal = self.shared.app.method_not_allowed(
+                route, request.method, request.path
+            )
+            if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+                self._refuse_now(response=request.refusal)
+            return
         if "transfer-encoding" in headers:
-            self._refuse(411, "chunked request bodies are not supported: send Content-Length")
-            return None
+            self._refuse_now(411, "chunked request bodies are not supported: send Content-Length")
+            return
         declared = headers.get("content-length")
         if declared is None:
-            if self.command in _BODY_METHODS:
-                self._refuse(411, f"{self.command} needs a Content-Length header")
-                return None
-            return b""
-        length = _byte_count(declared)
-        if length is None:
-            self._refuse(400, f"Content-Length {declared[:40]!r} is not a byte count")
-            return None
-        if length > self.server.max_body_bytes:
-            self._refuse(
-                413,
-                f"the request body is {length} bytes; the limit is "
-                f"{self.server.max_body_bytes} (SERVER_MAX_BODY_BYTES)",
+            if request.method in _BODY_METHODS:
+                self._refuse_now(411, f"{request.method} needs a Content-Length header")
+            return
+        length = int(declared)  # llhttp has checked it is a byte count
+        if route.endpoint != "infer":
+            if length > MAX_HEADER_BYTES:
+                self._refuse_now(413, f"{route.endpoint} takes no request body of {length} bytes")
+            return
+        self._admit_body(request, length)
+
+    def on_body(self, body: bytes) -> None:
+        request = self.request
+        if request is None or request.body is None:
+            return  # a body nobody reads (a GET's, a refused request's)
+        end = request.received + len(body)
+        request.body[request.received : end] = body
+        request.received = end
+
+    def on_message_complete(self) -> None:
+        request, self.request = self.request, None
+        if request is None or self.closing:
+            return
+        self._disarm()
+        self.pending.append(request)
+        if not self.busy:
+            self._next()
+        if self.pending and self.transport is not None:
+            # Pipelined requests wait here: read no more until they are answered.
+            self.transport.pause_reading()
+
+    # --- admission ----------------------------------------------------------------------
+
+    def _admit_body(self, request: _Request, length: int) -> None:
+        shared = self.shared
+        app = shared.app
+        if app.runtime is None:
+            self._refuse_now(
+                503,
+                "the model is still loading: retry when /v2/health/ready answers 200",
+                retry_after=True,
             )
-            return None
-        body = self.rfile.read(length) if length else b""
-        if len(body) != length:  # the client closed mid-body
-            self.close_connection = True
-            return None
-        return body
+            return
+        binary = _HEADER_LENGTH.decode() in request.headers
+        limit = shared.limits.max_binary_body_bytes if binary else shared.limits.max_json_body_bytes
+        if length > limit:
+            kind, setting = (
+                ("binary", "SERVER_MAX_BINARY_BODY_BYTES")
+                if binary
+                else ("JSON", "SERVER_MAX_JSON_BODY_BYTES")
+            )
+            self._refuse_now(
+                413,
+                f"the request body is {length} bytes; the limit for {kind} requests is "
+                f"{limit} ({setting}, derived from the memory limit unless set)",
+            )
+            return
+        cost = length
+        if not shared.reservations.try_reserve(cost):
+            shared.metrics.request_shed("memory")
+            self._refuse_now(
+                503,
+                f"the requests in flight hold the memory budget for request bodies "
+                f"({shared.reservations.budget} bytes): retry shortly",
+                retry_after=True,
+            )
+            return
+        request.reserved = cost
+        request.body = bytearray(length)
+        if request.headers.get("expect", "").lower() == "100-continue" and self.transport:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def parse_request(self) -> bool:
-        """Request line and headers; on a malformed request, answer it and return False.
+    # --- answering ---------------------------------------------------------------------
 
-        Replaces http.server's version (see the module docstring), keeping its rules:
-        HTTP/1.0 and 1.1, at most 100 header lines of at most 64 KiB, keep-alive by default
-        on 1.1, `Expect: 100-continue` honoured.
-        """
-        self.command = ""
-        self.path = ""
-        self.request_version = "HTTP/1.1"
-        self.close_connection = True
-        self.headers = RequestHeaders()  # type: ignore[assignment]
-        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
-        words = self.requestline.split()
-        if len(words) != 3:
-            self.send_error(400, f"malformed request line {self.requestline[:100]!r}")
-            return False
-        command, path, version = words
-        if version not in ("HTTP/1.1", "HTTP/1.0"):
-            status = 505 if version.startswith("HTTP/") else 400
-            self.send_error(status, f"HTTP version {version[:20]!r} is not supported: use HTTP/1.1")
-            return False
-        self.command, self.path, self.request_version = command, path, version
-        headers = self._read_headers()
-        if headers is None:
-            return False
-        self.headers = headers  # type: ignore[assignment]
-        connection = headers.get("connection", "").lower()
-        if version == "HTTP/1.1":
-            self.close_connection = "close" in connection
+    def _next(self) -> None:
+        """Answer the oldest received request."""
+        if not self.pending or self.closing:
+            return
+        request = self.pending[0]
+        self.busy = True
+        shared = self.shared
+        route = request.route
+        if request.refusal is not None or route is None:
+            self._respond(request, request.refusal or _error(400, "bad request"))
+            return
+        if self.over_capacity and route.endpoint not in _ALWAYS_ANSWERED:
+            request.keep_alive = False
+            self._respond(
+                request,
+                _error(
+                    503,
+                    f"{shared.settings.max_connections} connections are open "
+                    "(SERVER_MAX_CONNECTIONS): retry on a new connection",
+                    retry_after=True,
+                ),
+            )
+            return
+        if route.endpoint != "infer":
+            self._respond(
+                request,
+                shared.app.handle(route, request.method, request.path, b"", request.headers),
+            )
+            return
+        if shared.inferences >= shared.capacity:
+            shared.metrics.request_shed("queue")
+            self._respond(
+                request,
+                _error(
+                    503,
+                    f"{shared.settings.inference_workers} inferences are running and "
+                    f"{shared.settings.max_queue} waiting (SERVER_MAX_QUEUE): retry shortly",
+                    retry_after=True,
+                ),
+            )
+            return
+        shared.inferences += 1
+        shared.saturation_changed()
+        body = request.body if request.body is not None else bytearray()
+        future = shared.pool.submit(_infer, shared.app, route, request, body)
+        future.add_done_callback(
+            lambda done: shared.loop.call_soon_threadsafe(self._inference_done, request, done)
+        )
+
+    def _inference_done(
+        self, request: _Request, future: concurrent.futures.Future[Response]
+    ) -> None:
+        shared = self.shared
+        shared.inferences -= 1
+        shared.saturation_changed()
+        if self.closing:  # the client left while its inference ran
+            shared.metrics.in_flight.dec()
+            return
+        try:
+            response = future.result()
+        except Exception as error:  # InferenceApp.handle catches its own; this is a bug
+            shared.logger.exception("internal_error")
+            response = _error(500, f"internal error: {type(error).__name__}")
+        self._respond(request, response)
+
+    def _respond(self, request: _Request, response: Response) -> None:
+        shared = self.shared
+        if self.pending and self.pending[0] is request:
+            self.pending.popleft()
+        keep_alive = request.keep_alive and not shared.draining and not self.over_capacity
+        keep_alive = keep_alive and not self.closing
+        self._write(request, response, keep_alive)
+        shared.metrics.in_flight.dec()
+        seconds = time.perf_counter() - request.started
+        endpoint = request.route.endpoint if request.route else "unknown"
+        shared.metrics.request_finished(endpoint, response.status, seconds)
+        _log_request(
+            shared.logger,
+            shared.settings.log_sample_rate,
+            request,
+            response,
+            endpoint,
+            seconds,
+            self.client,
+        )
+        self._release(request)
+        self.served += 1
+        self.busy = False
+        if not keep_alive:
+            self._close(linger=request.refusal is not None and response.status >= 400)
+        elif self.pending:
+            self._next()  # a pipelined request: reading resumes once it is answered
         else:
-            self.close_connection = "keep-alive" not in connection
-        if headers.get("expect", "").lower() == "100-continue" and version == "HTTP/1.1":
-            return self.handle_expect_100()
-        return True
+            if self.transport is not None:
+                self.transport.resume_reading()
+            if self.request is None:
+                self._arm(shared.settings.keepalive_seconds, self._idle_timeout)
 
-    def _read_headers(self) -> RequestHeaders | None:
-        headers = RequestHeaders()
-        readline = self.rfile.readline
-        for _ in range(MAX_HEADERS + 1):
-            line = readline(MAX_HEADER_LINE + 1)
-            if len(line) > MAX_HEADER_LINE:
-                self.send_error(431, f"a header line is longer than {MAX_HEADER_LINE} bytes")
-                return None
-            if line in (b"\r\n", b"\n"):
-                return headers
-            if not line.endswith(b"\n"):  # the client closed mid-headers: nobody to answer
-                self.close_connection = True
-                return None
-            name, colon, value = str(line, "iso-8859-1").partition(":")
-            if not colon or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
-                # No colon, space before it, or an obsolete folded line: all invalid
-                # (RFC 9112), and ambiguous framing is how requests get smuggled.
-                self.send_error(400, f"malformed header line {line[:100]!r}")
-                return None
-            name = name.lower()
-            value = value.strip()
-            previous = dict.get(headers, name)
-            if previous is None:
-                headers[name] = value
-            elif name == "content-length":
-                if previous != value:
-                    self.send_error(400, "the request has conflicting Content-Length headers")
-                    return None
-            else:
-                headers[name] = f"{previous}, {value}"
-        self.send_error(431, f"the request has more than {MAX_HEADERS} header lines")
-        return None
-
-    def handle_expect_100(self) -> bool:
-        # Refuse an oversized body before the client sends it: curl, for one, sends
-        # `Expect: 100-continue` for large bodies and waits for this answer.
-        length = _byte_count(self.headers.get("content-length", ""))
-        if length is not None and length > self.server.max_body_bytes:
-            self._refuse(
-                413,
-                f"the request body would be {length} bytes; the limit is "
-                f"{self.server.max_body_bytes} (SERVER_MAX_BODY_BYTES)",
-            )
-            return False
-        return super().handle_expect_100()
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None):
-        """Malformed requests, as `parse_request` reports them: a JSON error, then close."""
-        self._refuse(code, message or _REASONS.get(code, "bad request"))
-
-    def _refuse(self, status: int, message: str) -> None:
-        # The connection's input is in an unknown state (unread body, broken framing):
-        # answer, then close it.
-        self.close_connection = True
-        self._linger = True
-        self._send(Response(status, error_body(message)))
-
-    def _send(self, response: Response) -> None:
-        if self.server.app.draining:
-            self.close_connection = True
+    def _write(self, request: _Request, response: Response, keep_alive: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
         body = response.body
+        if body.startswith(b'{"error":') and body.endswith(b"}"):
+            # An error body (protocol.error_body): name the request too.
+            body = body[:-1] + b',"request_id":' + orjson.dumps(request.request_id) + b"}"
         lines = [
             f"HTTP/1.1 {response.status} {_REASONS.get(response.status, '')}\r\n"
             f"Date: {_http_date()}\r\n"
@@ -394,107 +511,254 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             f"Content-Length: {len(body)}\r\n"
         ]
         lines.extend(f"{name}: {value}\r\n" for name, value in response.headers)
-        if self.close_connection:
+        if request.request_id:
+            lines.append(f"X-Request-Id: {request.request_id}\r\n")
+        traceparent = request.headers.get("traceparent")
+        if traceparent is not None and len(traceparent) <= _REQUEST_ID_CHARS:
+            lines.append(f"traceparent: {traceparent}\r\n")
+        if not keep_alive:
             lines.append("Connection: close\r\n")
-        elif self.request_version == "HTTP/1.0":
+        elif request.version == "1.0":
             lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
         head = "".join(lines).encode("latin-1")
-        self._status = response.status
-        if response.status >= 400:
-            self._error = body
-        if self.command == "HEAD":
-            self.wfile.write(head)
-        elif len(body) <= 65536:
-            self.wfile.write(head + body)  # one send: one segment for small responses
+        if request.method == "HEAD":
+            transport.write(head)
         else:
-            self.wfile.write(head)
-            self.wfile.write(body)
+            transport.write(head + body if len(body) <= 65536 else head)
+            if len(body) > 65536:
+                transport.write(body)
 
-    def _log_request(self, endpoint: str, seconds: float) -> None:
-        # Failures are worth a line; 503s are not (the model is loading or the server is
-        # draining: expected, and already said once by the startup and drain lines).
-        status = self._status
-        failed = status >= 400 and status != 503
-        level = logging.WARNING if failed else logging.DEBUG
-        if status >= 500 and failed:
-            level = logging.ERROR
-        logger = self.server.logger
-        if not logger.isEnabledFor(level):
+    def _refuse_now(
+        self,
+        status: int = 400,
+        message: str = "",
+        *,
+        retry_after: bool = False,
+        response: Response | None = None,
+    ) -> None:
+        """Answer before the request is complete (or when it cannot be parsed), then close:
+        the connection's input is in an unknown state (unread body, broken framing)."""
+        if self.closing:
             return
-        fields = {
-            "method": self.command,
-            "path": (self.path or "")[:200],
-            "endpoint": endpoint,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 3),
-            "client": self.client_address[0],
-        }
-        if status >= 400:
-            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-                fields["error"] = orjson.loads(self._error).get("error")
-        log_event(logger, level, "request", **fields)
+        request = self.request
+        if request is None:  # nothing of it was parsed (the parser refused the first bytes)
+            request = _Request(time.perf_counter())
+            self.shared.metrics.in_flight.inc()
+        self.request = None
+        self.refused = True
+        if request.route is None:
+            request.route = self.shared.app.route(request.path) if request.path else None
+        request.refusal = response or _error(status, message, retry_after=retry_after)
+        request.keep_alive = False
+        if self.busy or self.pending:
+            # Earlier requests on this connection are still being answered: answer them
+            # first, in order; this one closes the connection after its answer.
+            self.pending.append(request)
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
+        self.pending.append(request)
+        self.busy = True
+        self._respond(request, request.refusal)
 
-    def finish(self) -> None:
-        super().finish()
-        if self._linger:
-            _discard_input(self.connection)
+    def _release(self, request: _Request) -> None:
+        if request.reserved:
+            self.shared.reservations.release(request.reserved)
+            request.reserved = 0
+        request.body = None
 
-    def log_message(self, format: str, *args: object) -> None:
-        # http.server's own stderr lines; every request is already logged as JSON.
-        log_event(self.server.logger, logging.DEBUG, "http_server", message=format % args)
+    # --- timers and closing --------------------------------------------------------------
+
+    def _arm(self, seconds: float, callback) -> None:  # type: ignore[no-untyped-def]
+        self._disarm()
+        self.timer = self.shared.loop.call_later(seconds, callback)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _idle_timeout(self) -> None:
+        self.timer = None
+        if self.request is None and not self.busy and not self.pending:
+            self._close(linger=False)
+
+    def _request_timeout(self) -> None:
+        self.timer = None
+        if self.request is None:
+            return
+        request = self.request
+        received = "headers" if request.route is None else f"{request.received} body bytes"
+        self.shared.metrics.request_shed("timeout")
+        seconds = self.shared.settings.request_timeout_seconds
+        self._refuse_now(
+            408,
+            f"the request was not complete after {seconds:g} s "
+            f"(SERVER_REQUEST_TIMEOUT_SECONDS; received: {received})",
+        )
+
+    def close_if_idle(self) -> None:
+        if self.request is None and not self.busy and not self.pending and self.served:
+            self._close(linger=False)
+
+    def _close(self, linger: bool) -> None:
+        transport = self.transport
+        self.closing = True
+        self._disarm()
+        if transport is None or transport.is_closing():
+            return
+        if linger and transport.can_write_eof():
+            # Half-close: the answer goes out, what the client still sends is read and
+            # dropped (data_received ignores it) until it stops or the linger ends.
+            transport.write_eof()
+            self.timer = self.shared.loop.call_later(LINGER_SECONDS, transport.close)
+            transport.resume_reading()
+        else:
+            transport.close()
+
+
+def _infer(app: InferenceApp, route: Route, request: _Request, body: bytearray) -> Response:
+    """On an inference worker: decode, run, encode."""
+    response = app.handle(route, request.method, request.path, body, request.headers)
+    if len(body) >= TRIM_AFTER_BYTES:
+        del body
+        request.body = None
+        release_freed()
+    return response
 
 
 class InferenceServer:
-    """The listener, its connection threads and the app. `main()` drives it from signals;
-    tests drive it directly (`start`, `load_model`, `drain`)."""
+    """The listener, its event loop (in a thread of its own), the inference pool and the
+    app. `main()` drives it from signals; tests drive it directly (`start`, `load_model`,
+    `drain`)."""
 
     def __init__(self, settings: Settings, logger: logging.Logger) -> None:
         self.settings = settings
         self.logger = logger
         self.metrics = ServerMetrics(ENDPOINTS)
         self.app = InferenceApp(settings.model_name, __version__, self.metrics, logger)
+        self._loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+        self._shared = _Transport(settings, self.app, self.metrics, logger, self._loop)
+        _raise_open_files_limit(settings.max_connections)
         try:
-            self._http = _HTTPServer(settings, self.app, self.metrics, logger)
+            self._socket = _listen(settings.host, settings.port)
         except OSError as error:
+            self._loop.close()
             raise ServeError(
                 f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}"
             ) from None
-        self._accept_thread = threading.Thread(
-            target=self._http.serve_forever,
-            kwargs={"poll_interval": 0.1},  # how soon the drain stops the accept loop
-            name="accept",
-            daemon=True,
-        )
+        self._port = self._socket.getsockname()[1]
+        self._listener: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._run_loop, name="http", daemon=True)
+        self.limits = self._shared.limits
 
     @property
     def port(self) -> int:
-        return self._http.server_address[1]
+        return self._port
 
     @property
     def open_connections(self) -> int:
-        return len(self._http.connections)
+        return len(self._shared.connections)
 
     def start(self) -> None:
-        self._accept_thread.start()
+        async def listen() -> None:
+            self._listener = await self._loop.create_server(
+                lambda: _Connection(self._shared), sock=self._socket, backlog=1024
+            )
+
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(listen(), self._loop).result(timeout=10)
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
 
     def load_model(self) -> ModelRuntime:
+        """Load and warm up the model, derive the body limits from the memory left, and
+        turn ready."""
         from .runtime import ModelRuntime
 
         runtime = ModelRuntime.load(self.settings.model_path, self.settings.intra_op_threads)
+        memory_limit = self.settings.memory_limit_bytes or container_memory_limit()
+        try:
+            limits = derive_body_limits(
+                memory_limit,
+                resident_bytes(),
+                self.settings.inference_workers,
+                self.settings.max_json_body_bytes,
+                self.settings.max_binary_body_bytes,
+            )
+        except MemoryBudgetError as error:
+            raise ServeError(str(error)) from None
+        self.limits = limits
+        self._call_on_loop(lambda: self._shared.set_limits(limits))
         self.app.set_runtime(runtime)
         return runtime
 
+    def connection_sockets(self) -> list[socket.socket]:
+        """The open connections' sockets (for tests and debugging)."""
+        return self._call_on_loop(
+            lambda: [c.transport.get_extra_info("socket") for c in self._shared.connections]
+        )
+
+    def receiving_requests(self) -> int:
+        """Connections in the middle of receiving a request."""
+        return self._call_on_loop(
+            lambda: sum(c.request is not None for c in self._shared.connections)
+        )
+
+    def _call_on_loop(self, function):  # type: ignore[no-untyped-def]
+        """`function()`, run on the event loop's thread (where the connections live)."""
+        if not self._thread.is_alive():
+            return function()
+        done: concurrent.futures.Future = concurrent.futures.Future()
+
+        def call() -> None:
+            try:
+                done.set_result(function())
+            except Exception as error:
+                done.set_exception(error)
+
+        self._loop.call_soon_threadsafe(call)
+        return done.result(timeout=10)
+
     def drain(self, timeout: float) -> bool:
         """Stop taking work and wait up to `timeout` s for in-flight requests; True when
-        every connection is closed."""
+        every connection closed in time. The server is stopped afterwards."""
         self.app.start_draining()
-        if self._accept_thread.is_alive():
-            self._http.shutdown()
-        self._http.server_close()
-        log_event(self.logger, logging.INFO, "listener_closed", port=self.port)
-        self._http.connections.close_idle()
-        return self._http.connections.wait_closed(timeout)
+        shared = self._shared
+        if not self._thread.is_alive():
+            self._socket.close()
+            return True
+
+        def begin() -> None:
+            shared.draining = True
+            if self._listener is not None:
+                self._listener.close()
+            log_event(self.logger, logging.INFO, "listener_closed", port=self.port)
+            for connection in list(shared.connections):
+                connection.close_if_idle()
+            if not shared.connections:
+                shared.all_closed.set()
+
+        self._call_on_loop(begin)
+        drained = shared.all_closed.wait(timeout)
+        self._stop()
+        return drained
+
+    def _stop(self) -> None:
+        def close_all() -> None:
+            for connection in list(self._shared.connections):
+                if connection.transport is not None:
+                    connection.transport.abort()
+
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+            self._call_on_loop(close_all)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._shared.pool.shutdown(wait=False, cancel_futures=True)
+        self._socket.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -529,6 +793,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Everything allocated so far (modules, the session) lives as long as the process:
         # keep the garbage collector from walking it again on every full collection.
         gc.freeze()
+        limits = server.limits
         log_event(
             logger,
             logging.INFO,
@@ -542,7 +807,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_seconds=round(runtime.load_seconds, 4),
             startup_seconds=round(time.perf_counter() - started, 4),
             intra_op_threads=settings.intra_op_threads,
-            http_threads=settings.http_threads,
+            inference_workers=settings.inference_workers,
+            max_queue=settings.max_queue,
+            resident_bytes=resident_bytes(),
+            memory_budget_bytes=limits.budget_bytes,
+            body_budget_bytes=limits.body_budget_bytes,
+            max_json_body_bytes=limits.max_json_body_bytes,
+            max_binary_body_bytes=limits.max_binary_body_bytes,
         )
         received = signal_reader.recv(1)[0]
         log_event(
@@ -578,9 +849,102 @@ def _record_signal(signum: int, frame: object) -> None:
     """Nothing to do: Python has already written `signum` to the wake-up socket."""
 
 
-def _byte_count(text: str) -> int | None:
-    text = text.strip()
-    return int(text) if text.isdigit() and text.isascii() else None
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(1024)
+        listener.setblocking(False)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def _raise_open_files_limit(max_connections: int) -> None:
+    # Each connection is a file descriptor; many images start with a soft limit of 1024.
+    # The hard limit is ours to take.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _request_id(sent: str | None) -> str:
+    """The client's X-Request-Id when it is a sane token, else a new one."""
+    if sent and len(sent) <= _REQUEST_ID_CHARS and sent.isprintable() and sent.isascii():
+        return sent
+    return secrets.token_hex(8)
+
+
+def _parser_message(error: Exception) -> str:
+    # llhttp's reasons, in the words of the headers a client sent.
+    text = str(error)
+    if "Content-Length" in text and "Duplicate" in text:
+        return "the request has conflicting Content-Length headers"
+    if "Content-Length" in text and "Transfer-Encoding" in text:
+        return "the request has both Content-Length and Transfer-Encoding"
+    if "Content-Length" in text:
+        return "Content-Length is not a byte count"
+    if "header" in text.lower() or "whitespace" in text.lower():
+        return f"malformed header line ({text})"
+    return f"malformed request ({text})"
+
+
+def _error(status: int, message: str, *, retry_after: bool = False) -> Response:
+    headers = (("Retry-After", "1"),) if retry_after else ()
+    return Response(status, error_body(message), headers=headers)
+
+
+def _log_request(
+    logger: logging.Logger,
+    sample_rate: float,
+    request: _Request,
+    response: Response,
+    endpoint: str,
+    seconds: float,
+    client: str,
+) -> None:
+    # Failures are always worth a line (503s from loading or draining are expected and
+    # said once by the startup and drain lines: info). Successes are logged at info for
+    # a sample of requests (SERVER_LOG_SAMPLE_RATE); probes only at debug.
+    status = response.status
+    if status >= 500 and status != 503:
+        level = logging.ERROR
+    elif status >= 400 and status != 503:
+        level = logging.WARNING
+    elif endpoint in _ALWAYS_ANSWERED or status == 503:
+        level = logging.DEBUG if status < 400 else logging.INFO
+    elif random.random() < sample_rate:
+        level = logging.INFO
+    else:
+        level = logging.DEBUG
+    if not logger.isEnabledFor(level):
+        return
+    fields: dict[str, object] = {
+        "method": request.method,
+        "path": _clip(request.path, 200),
+        "endpoint": endpoint,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "client": client,
+        "request_id": request.request_id,
+    }
+    traceparent = request.headers.get("traceparent")
+    if traceparent:
+        fields["traceparent"] = traceparent[:_REQUEST_ID_CHARS]
+    if status >= 400:
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+            fields["error"] = orjson.loads(response.body).get("error")
+    log_event(logger, level, "request", **fields)
+
+
+def _clip(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _cached_date: tuple[int, str] = (0, "")
@@ -593,13 +957,3 @@ def _http_date() -> str:
     if _cached_date[0] != now:
         _cached_date = (now, formatdate(now, usegmt=True))
     return _cached_date[1]
-
-
-def _discard_input(connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        connection.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + LINGER_SECONDS
-        while (remaining := deadline - time.monotonic()) > 0:
-            connection.settimeout(remaining)
-            if not connection.recv(65536):
-                break

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -15,6 +17,19 @@ from .. import MODEL_NAME
 from ..errors import StageError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def usable_cpus() -> int:
+    """The cores this process may use: the cgroup's CPU limit (a pod's limits.cpu),
+    rounded up, else the CPUs it is pinned to."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text(encoding="ascii").split()
+    except (OSError, ValueError):
+        return cores
+    if quota == "max":
+        return cores
+    return max(1, min(cores, math.ceil(int(quota) / int(period))))
 
 
 class SettingsError(StageError):
@@ -30,14 +45,23 @@ class Settings:
     # One thread per inference keeps latency predictable and lets replicas, not threads,
     # scale throughput; raise it for large models on dedicated cores.
     intra_op_threads: int = 1
-    # How many requests run an inference at once (each connection has its own thread;
-    # the rest wait for a slot). Also bounds memory: at most this many bodies are held.
-    http_threads: int = 4
-    max_body_bytes: int = 64 * 1024 * 1024
+    # Inferences running at once, on threads of their own. One per core the container
+    # may use: more only time-slice the cores and stretch the tail.
+    inference_workers: int = dataclasses.field(default_factory=lambda: usable_cpus())
+    # Complete requests waiting for a worker, first in first out; beyond it: 503.
+    max_queue: int = 64
+    # None: derived from the memory limit (memory.py). Set, they can only be lowered.
+    max_json_body_bytes: int | None = None
+    max_binary_body_bytes: int | None = None
+    # The container's memory limit (the Deployment passes resources.limits.memory);
+    # None: read from the cgroup.
+    memory_limit_bytes: int | None = None
+    request_timeout_seconds: float = 10.0
     drain_seconds: float = 15.0
     keepalive_seconds: float = 5.0
-    max_connections: int = 256
+    max_connections: int = 1024
     log_level: str = "info"
+    log_sample_rate: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +91,13 @@ def _number(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise ValueError("must be at least 0")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = _integer(text)
     if value < 1:
@@ -92,6 +123,13 @@ def _positive_seconds(text: str) -> float:
     value = _number(text)
     if value <= 0:
         raise ValueError("must be a number of seconds > 0")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise ValueError("must be a fraction between 0 and 1")
     return value
 
 
@@ -129,20 +167,52 @@ OPTIONS: tuple[_Option, ...] = (
         "onnxruntime threads per inference",
     ),
     _Option(
-        "http_threads",
-        "SERVER_HTTP_THREADS",
-        "--http-threads",
+        "inference_workers",
+        "SERVER_INFERENCE_WORKERS",
+        "--inference-workers",
         _positive_int,
         "N",
-        "inferences running at once",
+        "inferences running at once (default: the usable CPU cores)",
     ),
     _Option(
-        "max_body_bytes",
-        "SERVER_MAX_BODY_BYTES",
-        "--max-body-bytes",
+        "max_queue",
+        "SERVER_MAX_QUEUE",
+        "--max-queue",
+        _non_negative_int,
+        "N",
+        "complete requests waiting for a worker; more get 503",
+    ),
+    _Option(
+        "max_json_body_bytes",
+        "SERVER_MAX_JSON_BODY_BYTES",
+        "--max-json-body-bytes",
         _positive_int,
         "BYTES",
-        "largest request body accepted (larger: 413)",
+        "largest JSON request body (default: derived from the memory limit)",
+    ),
+    _Option(
+        "max_binary_body_bytes",
+        "SERVER_MAX_BINARY_BODY_BYTES",
+        "--max-binary-body-bytes",
+        _positive_int,
+        "BYTES",
+        "largest binary-tensor request body (default: derived from the memory limit)",
+    ),
+    _Option(
+        "memory_limit_bytes",
+        "SERVER_MEMORY_LIMIT_BYTES",
+        "--memory-limit-bytes",
+        _positive_int,
+        "BYTES",
+        "the container's memory limit (default: the cgroup's)",
+    ),
+    _Option(
+        "request_timeout_seconds",
+        "SERVER_REQUEST_TIMEOUT_SECONDS",
+        "--request-timeout-seconds",
+        _positive_seconds,
+        "SECONDS",
+        "a request's headers and body must arrive within this (else 408)",
     ),
     _Option(
         "drain_seconds",
@@ -166,7 +236,7 @@ OPTIONS: tuple[_Option, ...] = (
         "--max-connections",
         _positive_int,
         "N",
-        "open connections accepted at once (more are closed)",
+        "open connections served at once (more get one answer, then close)",
     ),
     _Option(
         "log_level",
@@ -176,7 +246,23 @@ OPTIONS: tuple[_Option, ...] = (
         "LEVEL",
         "debug, info, warning or error; debug logs every request",
     ),
+    _Option(
+        "log_sample_rate",
+        "SERVER_LOG_SAMPLE_RATE",
+        "--log-sample-rate",
+        _fraction,
+        "FRACTION",
+        "share of successful requests logged at info (failures always are)",
+    ),
 )
+
+# Settings that were renamed: a deployment that still sets them gets told, not ignored.
+RENAMED = {
+    "SERVER_HTTP_THREADS": "SERVER_INFERENCE_WORKERS (the transport no longer has a "
+    "thread per connection)",
+    "SERVER_MAX_BODY_BYTES": "SERVER_MAX_JSON_BODY_BYTES and SERVER_MAX_BINARY_BODY_BYTES "
+    "(derived from the memory limit when unset)",
+}
 
 
 def _parse(option: _Option, text: str, source: str) -> object:
@@ -187,6 +273,9 @@ def _parse(option: _Option, text: str, source: str) -> object:
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, object]:
+    for old, new in RENAMED.items():
+        if old in environ:
+            raise SettingsError(f"{old} is no longer read: use {new}")
     values: dict[str, object] = {}
     for option in OPTIONS:
         if option.env in environ:
@@ -202,6 +291,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     for option in OPTIONS:
         default = getattr(Settings(), option.field)
+        default = "unset" if default is None else default
         parser.add_argument(
             option.flag,
             dest=option.field,
