@@ -90,7 +90,7 @@ LINGER_SECONDS = 2.0
 _ALWAYS_ANSWERED = frozenset({"health_live", "health_ready", "metrics"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
-_HEADER_LENGTH = HEADER_LENGTH_HEADER.lower().encode()
+_HEADER_LENGTH = HEADER_LENGTH_HEADER.lower()
 _REQUEST_ID_CHARS = 128
 
 
@@ -367,7 +367,7 @@ class _Connection(asyncio.Protocol):
                 retry_after=True,
             )
             return
-        binary = _HEADER_LENGTH.decode() in request.headers
+        binary = _HEADER_LENGTH in request.headers
         limit = shared.limits.max_binary_body_bytes if binary else shared.limits.max_json_body_bytes
         if length > limit:
             kind, setting = (
@@ -441,8 +441,7 @@ class _Connection(asyncio.Protocol):
             return
         shared.inferences += 1
         shared.saturation_changed()
-        body = request.body if request.body is not None else bytearray()
-        future = shared.pool.submit(_infer, shared.app, route, request, body)
+        future = shared.pool.submit(_infer, shared.app, route, request)
         future.add_done_callback(
             lambda done: shared.loop.call_soon_threadsafe(self._inference_done, request, done)
         )
@@ -618,12 +617,14 @@ class _Connection(asyncio.Protocol):
             transport.close()
 
 
-def _infer(app: InferenceApp, route: Route, request: _Request, body: bytearray) -> Response:
+def _infer(app: InferenceApp, route: Route, request: _Request) -> Response:
     """On an inference worker: decode, run, encode."""
+    body = request.body if request.body is not None else bytearray()
+    request.body = None  # this frame holds the only reference: freed before the trim
     response = app.handle(route, request.method, request.path, body, request.headers)
-    if len(body) >= TRIM_AFTER_BYTES:
-        del body
-        request.body = None
+    large = len(body) >= TRIM_AFTER_BYTES
+    del body
+    if large:
         release_freed()
     return response
 
