@@ -90,7 +90,7 @@ class InferenceApp:
         self._draining = False
         self._saturated: str | None = None
         self._server_metadata = Response(200, protocol.server_metadata(SERVER_NAME, server_version))
-        self._model_metadata = _error(503, "the model is still loading")
+        self._model_metadata = error_response(503, "the model is still loading")
         self._routes = self._build_routes(version=None)
 
     @property
@@ -147,12 +147,12 @@ class InferenceApp:
         if route is not None:
             return route
         message = self._not_found_message(path.partition("?")[0])
-        return Route("unknown", "", lambda body, headers: _error(404, message))
+        return Route("unknown", "", lambda body, headers: error_response(404, message))
 
     def method_not_allowed(self, route: Route, method: str, path: str) -> Response:
         return Response(
             405,
-            protocol.error_body(f"{method} is not allowed on {_clip(path)}: use {route.method}"),
+            protocol.error_body(f"{method} is not allowed on {clip(path)}: use {route.method}"),
             headers=(("Allow", route.method),),
         )
 
@@ -163,15 +163,15 @@ class InferenceApp:
         try:
             return route.handler(body, headers)
         except ProtocolError as error:
-            return _error(error.status, str(error))
+            return error_response(error.status, str(error))
         except InferenceError as error:
             log_event(self._logger, logging.ERROR, "inference_failed", error=str(error))
-            return _error(500, f"inference failed: {error}")
+            return error_response(500, f"inference failed: {error}")
         except Exception as error:
             self._logger.exception(
-                "internal_error", extra={"fields": {"path": _clip(path), "method": method}}
+                "internal_error", extra={"fields": {"path": clip(path), "method": method}}
             )
-            return _error(500, f"internal error: {type(error).__name__}")
+            return error_response(500, f"internal error: {type(error).__name__}")
 
     def _build_routes(self, version: str | None) -> dict[str, Route]:
         routes = {
@@ -239,7 +239,7 @@ class InferenceApp:
             requested, _, rest = path[len(models_prefix) :].partition("/")
             if requested != self.model_name:
                 return (
-                    f"model '{_clip(requested)}' is not served here: this server serves "
+                    f"model '{clip(requested)}' is not served here: this server serves "
                     f"'{self.model_name}'"
                 )
             runtime = self._runtime
@@ -247,24 +247,27 @@ class InferenceApp:
                 version = rest[len("versions/") :].partition("/")[0]
                 if version != runtime.info.version:
                     return (
-                        f"model '{self.model_name}' has no version '{_clip(version)}': the "
+                        f"model '{self.model_name}' has no version '{clip(version)}': the "
                         f"served version is '{runtime.info.version}'"
                     )
             if rest.startswith("versions/") and runtime is None:
                 return f"model '{self.model_name}' is still loading: its version is not known yet"
             return (
-                f"no endpoint at {_clip(path)}: model '{self.model_name}' answers "
+                f"no endpoint at {clip(path)}: model '{self.model_name}' answers "
                 f"GET {models_prefix}{self.model_name}, GET .../ready and POST .../infer"
             )
         return (
-            f"no endpoint at {_clip(path)}: see GET /v2, /v2/health/live, /v2/health/ready, "
+            f"no endpoint at {clip(path)}: see GET /v2, /v2/health/live, /v2/health/ready, "
             f"/v2/models/{self.model_name}, POST /v2/models/{self.model_name}/infer, GET /metrics"
         )
 
 
-def _error(status: int, message: str) -> Response:
-    return Response(status, protocol.error_body(message))
+def error_response(status: int, message: str, *, retry_after: bool = False) -> Response:
+    """`{"error": message}` with `status`; `retry_after` adds Retry-After: 1 (503s that
+    a client should retry soon)."""
+    headers = (("Retry-After", "1"),) if retry_after else ()
+    return Response(status, protocol.error_body(message), headers=headers)
 
 
-def _clip(text: str, limit: int = 100) -> str:
+def clip(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -53,7 +53,7 @@ import orjson
 
 from .. import __version__
 from ..errors import StageError
-from .app import ENDPOINTS, InferenceApp, Response, Route
+from .app import ENDPOINTS, InferenceApp, Response, Route, clip, error_response
 from .logs import configure_logging, log_event
 from .memory import (
     TRIM_AFTER_BYTES,
@@ -66,7 +66,7 @@ from .memory import (
     resident_bytes,
 )
 from .metrics import ServerMetrics
-from .protocol import HEADER_LENGTH_HEADER, error_body
+from .protocol import HEADER_LENGTH_HEADER
 from .settings import Settings, load_settings
 
 try:
@@ -302,7 +302,7 @@ class _Connection(asyncio.Protocol):
         if version not in ("1.1", "1.0"):
             if version == "0.9":
                 self._refuse_now(
-                    400, f"malformed request line: no HTTP version after {_clip(request.path)!r}"
+                    400, f"malformed request line: no HTTP version after {clip(request.path)!r}"
                 )
             else:
                 self._refuse_now(505, f"HTTP version {version!r} is not supported: use HTTP/1.1")
@@ -381,8 +381,7 @@ class _Connection(asyncio.Protocol):
                 f"{limit} ({setting}, derived from the memory limit unless set)",
             )
             return
-        cost = length
-        if not shared.reservations.try_reserve(cost):
+        if not shared.reservations.try_reserve(length):
             shared.metrics.request_shed("memory")
             self._refuse_now(
                 503,
@@ -391,7 +390,7 @@ class _Connection(asyncio.Protocol):
                 retry_after=True,
             )
             return
-        request.reserved = cost
+        request.reserved = length
         request.body = bytearray(length)
         if request.headers.get("expect", "").lower() == "100-continue" and self.transport:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -407,13 +406,13 @@ class _Connection(asyncio.Protocol):
         shared = self.shared
         route = request.route
         if request.refusal is not None or route is None:
-            self._respond(request, request.refusal or _error(400, "bad request"))
+            self._respond(request, request.refusal or error_response(400, "bad request"))
             return
         if self.over_capacity and route.endpoint not in _ALWAYS_ANSWERED:
             request.keep_alive = False
             self._respond(
                 request,
-                _error(
+                error_response(
                     503,
                     f"{shared.settings.max_connections} connections are open "
                     "(SERVER_MAX_CONNECTIONS): retry on a new connection",
@@ -431,7 +430,7 @@ class _Connection(asyncio.Protocol):
             shared.metrics.request_shed("queue")
             self._respond(
                 request,
-                _error(
+                error_response(
                     503,
                     f"{shared.settings.inference_workers} inferences are running and "
                     f"{shared.settings.max_queue} waiting (SERVER_MAX_QUEUE): retry shortly",
@@ -459,7 +458,7 @@ class _Connection(asyncio.Protocol):
             response = future.result()
         except Exception as error:  # InferenceApp.handle catches its own; this is a bug
             shared.logger.exception("internal_error")
-            response = _error(500, f"internal error: {type(error).__name__}")
+            response = error_response(500, f"internal error: {type(error).__name__}")
         self._respond(request, response)
 
     def _respond(self, request: _Request, response: Response) -> None:
@@ -548,7 +547,7 @@ class _Connection(asyncio.Protocol):
         self.refused = True
         if request.route is None:
             request.route = self.shared.app.route(request.path) if request.path else None
-        request.refusal = response or _error(status, message, retry_after=retry_after)
+        request.refusal = response or error_response(status, message, retry_after=retry_after)
         request.keep_alive = False
         if self.busy or self.pending:
             # Earlier requests on this connection are still being answered: answer them
@@ -896,11 +895,6 @@ def _parser_message(error: Exception) -> str:
     return f"malformed request ({text})"
 
 
-def _error(status: int, message: str, *, retry_after: bool = False) -> Response:
-    headers = (("Retry-After", "1"),) if retry_after else ()
-    return Response(status, error_body(message), headers=headers)
-
-
 def _log_request(
     logger: logging.Logger,
     sample_rate: float,
@@ -928,7 +922,7 @@ def _log_request(
         return
     fields: dict[str, object] = {
         "method": request.method,
-        "path": _clip(request.path, 200),
+        "path": clip(request.path, 200),
         "endpoint": endpoint,
         "status": status,
         "duration_ms": round(seconds * 1000, 3),
@@ -942,10 +936,6 @@ def _log_request(
         with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
             fields["error"] = orjson.loads(response.body).get("error")
     log_event(logger, level, "request", **fields)
-
-
-def _clip(text: str, limit: int = 100) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _cached_date: tuple[int, str] = (0, "")
