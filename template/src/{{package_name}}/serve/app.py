@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
 
 from . import protocol
+from .batching import Batch, plan_batches, run_batch
 from .logs import log_event
 from .metrics import ServerMetrics
 from .protocol import HEADER_LENGTH_HEADER, JSON_CONTENT_TYPE, ProtocolError
@@ -162,16 +163,94 @@ class InferenceApp:
         """The endpoint's response; the caller has checked `route.allows(method)`."""
         try:
             return route.handler(body, headers)
-        except ProtocolError as error:
-            return error_response(error.status, str(error))
+        except Exception as error:
+            return self._error_response(error, method, path)
+
+    def infer(
+        self, requests: Sequence[tuple[bytes, Headers]], max_batch_size: int = 1
+    ) -> list[Response]:
+        """Answer inference requests that waited together, in order. Each is decoded and
+        answered on its own; with `max_batch_size` > 1, neighbours whose inputs fit run
+        as one batch (`batching.py`)."""
+        runtime = self._runtime
+        answers: list[Response | None] = [None] * len(requests)
+        decoded: list[protocol.InferRequest] = []
+        positions: list[int] = []
+        for position, (body, headers) in enumerate(requests):
+            try:
+                decoded.append(self._decode(runtime, body, headers))
+                positions.append(position)
+            except Exception as error:
+                answers[position] = self._error_response(error, "POST", "infer")
+        assert runtime is not None or not decoded  # _decode refuses while loading
+        for batch in plan_batches(decoded, max_batch_size):
+            for member, answer in zip(
+                batch.positions, self._run(runtime, batch, decoded), strict=True
+            ):
+                answers[positions[member]] = answer
+        return answers  # type: ignore[return-value]  # every position was answered
+
+    def _decode(
+        self, runtime: ModelRuntime | None, body: bytes, headers: Headers
+    ) -> protocol.InferRequest:
+        if runtime is None:
+            raise ProtocolError(
+                "the model is still loading: retry when /v2/health/ready answers 200", 503
+            )
+        header_length = protocol.parse_header_length(headers.get(HEADER_LENGTH_HEADER))
+        return protocol.decode_infer_request(body, header_length, runtime.signature)
+
+    def _run(
+        self, runtime: ModelRuntime, batch: Batch, decoded: list[protocol.InferRequest]
+    ) -> list[Response]:
+        started = time.perf_counter()
+        try:
+            outputs = run_batch(batch, decoded, runtime.predict)
         except InferenceError as error:
+            if len(batch.positions) > 1:
+                # One request's inputs may be what onnxruntime refuses: run each alone,
+                # so that the others are still answered.
+                return [
+                    answer
+                    for position, rows in zip(batch.positions, batch.rows, strict=True)
+                    for answer in self._run(runtime, Batch((position,), (rows,)), decoded)
+                ]
+            return [self._error_response(error, "POST", "infer")]
+        except Exception as error:
+            return [self._error_response(error, "POST", "infer")] * len(batch.positions)
+        self._metrics.inference_finished(time.perf_counter() - started, sum(batch.rows))
+        answers = []
+        for position, named in zip(batch.positions, outputs, strict=True):
+            request = decoded[position]
+            results = ((output, named[output.name]) for output in request.outputs)
+            payload, json_length = protocol.encode_infer_response(
+                self.model_name, runtime.info.version, request.id, results
+            )
+            if json_length is None:
+                answers.append(Response(200, payload))
+            else:
+                answers.append(
+                    Response(
+                        200,
+                        payload,
+                        protocol.BINARY_CONTENT_TYPE,
+                        ((HEADER_LENGTH_HEADER, str(json_length)),),
+                    )
+                )
+        return answers
+
+    def _error_response(self, error: Exception, method: str, path: str) -> Response:
+        if isinstance(error, ProtocolError):
+            return error_response(error.status, str(error))
+        if isinstance(error, InferenceError):
             log_event(self._logger, logging.ERROR, "inference_failed", error=str(error))
             return error_response(500, f"inference failed: {error}")
-        except Exception as error:
-            self._logger.exception(
-                "internal_error", extra={"fields": {"path": clip(path), "method": method}}
-            )
-            return error_response(500, f"internal error: {type(error).__name__}")
+        self._logger.error(
+            "internal_error",
+            exc_info=error,
+            extra={"fields": {"path": clip(path), "method": method}},
+        )
+        return error_response(500, f"internal error: {type(error).__name__}")
 
     def _build_routes(self, version: str | None) -> dict[str, Route]:
         routes = {
@@ -207,31 +286,7 @@ class InferenceApp:
         return Response(200, text, content_type)
 
     def _infer(self, body: bytes, headers: Headers) -> Response:
-        runtime = self._runtime
-        if runtime is None:
-            raise ProtocolError(
-                "the model is still loading: retry when /v2/health/ready answers 200", 503
-            )
-        header_length = protocol.parse_header_length(headers.get(HEADER_LENGTH_HEADER))
-        request = protocol.decode_infer_request(body, header_length, runtime.signature)
-        started = time.perf_counter()
-        results = runtime.predict(request.inputs, [output.name for output in request.outputs])
-        first_input = next(iter(request.inputs.values()))
-        self._metrics.inference_finished(
-            time.perf_counter() - started, first_input.shape[0] if first_input.ndim else 1
-        )
-        outputs = zip(request.outputs, results, strict=True)
-        payload, json_length = protocol.encode_infer_response(
-            self.model_name, runtime.info.version, request.id, outputs
-        )
-        if json_length is None:
-            return Response(200, payload)
-        return Response(
-            200,
-            payload,
-            protocol.BINARY_CONTENT_TYPE,
-            ((HEADER_LENGTH_HEADER, str(json_length)),),
-        )
+        return self.infer([(body, headers)])[0]
 
     def _not_found_message(self, path: str) -> str:
         models_prefix = "/v2/models/"

@@ -95,13 +95,13 @@ class ServerMetrics:
         )
         self._inference_seconds = Histogram(
             "inference_duration_seconds",
-            "Time spent in onnxruntime per request (the rest of the latency is HTTP)",
+            "Time spent in onnxruntime per session.run: one request, or a coalesced batch",
             namespace=NAMESPACE,
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        # A counter, not a batch-size histogram: one add per request instead of two, and
-        # rate(samples) / rate(infer requests) is the mean batch size.
+        # A counter, not a batch-size histogram: one add per run instead of two, and
+        # rate(samples) / rate(inference_duration_seconds_count) is the mean batch size.
         self._samples = Counter(
             "inference_samples",
             "Samples inferred (the batch sizes of inference requests, summed)",

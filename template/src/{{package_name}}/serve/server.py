@@ -54,6 +54,7 @@ import orjson
 from .. import __version__
 from ..errors import StageError
 from .app import ENDPOINTS, InferenceApp, Response, Route, clip, error_response
+from .batching import InferenceQueue, check_batchable
 from .logs import configure_logging, log_event
 from .memory import (
     TRIM_AFTER_BYTES,
@@ -157,6 +158,9 @@ class _Transport:
         self.loop = loop
         self.pool = concurrent.futures.ThreadPoolExecutor(
             settings.inference_workers, thread_name_prefix="inference"
+        )
+        self.queue: InferenceQueue[tuple[_Connection, _Request]] = InferenceQueue(
+            settings.max_batch_size, settings.max_batch_delay_seconds
         )
         self.inferences = 0  # running plus queued
         self.capacity = settings.inference_workers + settings.max_queue
@@ -440,25 +444,16 @@ class _Connection(asyncio.Protocol):
             return
         shared.inferences += 1
         shared.saturation_changed()
-        future = shared.pool.submit(_infer, shared.app, route, request)
-        future.add_done_callback(
-            lambda done: shared.loop.call_soon_threadsafe(self._inference_done, request, done)
-        )
+        shared.queue.put((self, request))
+        shared.pool.submit(_run_inferences, shared)
 
-    def _inference_done(
-        self, request: _Request, future: concurrent.futures.Future[Response]
-    ) -> None:
+    def inference_done(self, request: _Request, response: Response) -> None:
         shared = self.shared
         shared.inferences -= 1
         shared.saturation_changed()
         if self.closing:  # the client left while its inference ran
             shared.metrics.in_flight.dec()
             return
-        try:
-            response = future.result()
-        except Exception as error:  # InferenceApp.handle catches its own; this is a bug
-            shared.logger.exception("internal_error")
-            response = error_response(500, f"internal error: {type(error).__name__}")
         self._respond(request, response)
 
     def _respond(self, request: _Request, response: Response) -> None:
@@ -616,16 +611,27 @@ class _Connection(asyncio.Protocol):
             transport.close()
 
 
-def _infer(app: InferenceApp, route: Route, request: _Request) -> Response:
-    """On an inference worker: decode, run, encode."""
-    body = request.body if request.body is not None else bytearray()
-    request.body = None  # this frame holds the only reference: freed before the trim
-    response = app.handle(route, request.method, request.path, body, request.headers)
-    large = len(body) >= TRIM_AFTER_BYTES
-    del body
+def _run_inferences(shared: _Transport) -> None:
+    """On an inference worker: the oldest queued requests (several when batching),
+    decoded, run and encoded; each answer goes back to its connection on the loop."""
+    jobs = shared.queue.take()
+    if not jobs:  # an earlier worker took this submission's request into its batch
+        return
+    bodies: list[tuple[bytes, RequestHeaders]] = []
+    for _, request in jobs:
+        bodies.append((request.body if request.body is not None else bytearray(), request.headers))
+        request.body = None  # `bodies` holds the only references: freed before the trim
+    try:
+        responses = shared.app.infer(bodies, shared.settings.max_batch_size)
+    except Exception as error:  # InferenceApp.infer answers its own errors: this is a bug
+        shared.logger.error("internal_error", exc_info=error)
+        responses = [error_response(500, f"internal error: {type(error).__name__}")] * len(jobs)
+    large = any(len(body) >= TRIM_AFTER_BYTES for body, _ in bodies)
+    del bodies
     if large:
         release_freed()
-    return response
+    for (connection, request), response in zip(jobs, responses, strict=True):
+        shared.loop.call_soon_threadsafe(connection.inference_done, request, response)
 
 
 class InferenceServer:
@@ -680,6 +686,13 @@ class InferenceServer:
         from .runtime import ModelRuntime
 
         runtime = ModelRuntime.load(self.settings.model_path, self.settings.intra_op_threads)
+        unbatchable = check_batchable(runtime.signature)
+        if self.settings.max_batch_size > 1 and unbatchable is not None:
+            raise ServeError(
+                f"SERVER_MAX_BATCH_SIZE={self.settings.max_batch_size} asks for batching, but "
+                f"{unbatchable}: export it with a dynamic batch axis, or set "
+                "SERVER_MAX_BATCH_SIZE=1"
+            )
         memory_limit = self.settings.memory_limit_bytes or container_memory_limit()
         try:
             limits = derive_body_limits(
@@ -809,6 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             intra_op_threads=settings.intra_op_threads,
             inference_workers=settings.inference_workers,
             max_queue=settings.max_queue,
+            max_batch_size=settings.max_batch_size,
             resident_bytes=resident_bytes(),
             memory_budget_bytes=limits.budget_bytes,
             body_budget_bytes=limits.body_budget_bytes,
