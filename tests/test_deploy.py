@@ -33,7 +33,7 @@ from k8s import kustomize, validate
 from modelyard.probe import free_port, infer_json, output_named, status_of, wait_until_ready
 from modelyard.questions import load_questions
 
-from ci_tools import tool_env
+from ci_tools import tool, tool_env
 from conftest import render
 from matrix import NON_DEFAULT_TEXT, choice_values
 
@@ -400,8 +400,12 @@ def test_the_gitops_stage_targets_what_argocd_reads(rendered):
 def test_alerts_cover_errors_latency_and_restarts_of_this_model(rendered):
     slug = rendered.answer("repo_slug")
     for environment, docs in rendered.overlays.items():
-        (group,) = one(docs, "PrometheusRule")["spec"]["groups"]
-        rules = {rule["alert"]: rule["expr"] for rule in group["rules"]}
+        groups = one(docs, "PrometheusRule")["spec"]["groups"]
+        rules = {
+            rule.get("alert") or rule["record"]: rule["expr"]
+            for group in groups
+            for rule in group["rules"]
+        }
         assert {
             "ModelServerHighErrorRate",
             "ModelServerHighLatencyP99",
@@ -409,6 +413,7 @@ def test_alerts_cover_errors_latency_and_restarts_of_this_model(rendered):
         } <= set(rules)
         assert "histogram_quantile(0.99" in rules["ModelServerHighLatencyP99"]
         assert "kube_pod_container_status_restarts_total" in rules["ModelServerRestarting"]
+        assert {"ModelPredictionDrift", "ModelInputDrift"} <= set(rules)
         for name, expr in rules.items():
             assert f'job="{slug}"' in expr or "namespace=~" in expr, name
         pattern = re.search(r'namespace=~"([^"]+)"', rules["ModelServerRestarting"]).group(1)
@@ -471,10 +476,19 @@ def test_the_validators_reject_a_misspelt_field(default_repo, crd_validators):
         validate(deployment, crd_validators)
 
 
-def _tiny_onnx_model(path: Path, channels: int, height: int, width: int, classes: int) -> None:
+def _tiny_onnx_model(
+    path: Path, channels: int, height: int, width: int, classes: int, drift_module: Path
+) -> None:
+    """A MatMul classifier with the drift reference that the export stage records (built
+    by the generated repo's own drift.py), so that every drift metric is exported."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
+
+    drift = runpy.run_path(str(drift_module))
+    samples = np.random.default_rng(0).random((500, channels, height, width), np.float32)
+    logits = samples.reshape(500, -1) @ np.full((channels * height * width, classes), 0.01)
+    reference = drift["build_reference"](samples, logits, "input", 1)
 
     features = channels * height * width
     graph = helper.make_graph(
@@ -496,6 +510,7 @@ def _tiny_onnx_model(path: Path, channels: int, height: int, width: int, classes
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
+    helper.set_model_props(model, {drift["METADATA_KEY"]: reference.to_json()})
     onnx.save(model, path)
 
 
@@ -515,7 +530,8 @@ def test_the_server_answers_the_probes_and_exports_what_the_alerts_query(default
     answers = yaml.safe_load((default_repo / ".copier-answers.yml").read_text("utf-8"))
     channels, height, width = map(int, answers["input_shape"].split("x"))
     model = tmp_path / "model.onnx"
-    _tiny_onnx_model(model, channels, height, width, answers["num_classes"])
+    drift_module = default_repo / "src" / answers["package_name"] / "drift.py"
+    _tiny_onnx_model(model, channels, height, width, answers["num_classes"], drift_module)
     port = free_port()
     environment = {
         **tool_env(),
@@ -560,3 +576,118 @@ def test_the_server_answers_the_probes_and_exports_what_the_alerts_query(default
     exported = set(re.findall(r"^(modelserver_[a-z_]+)", exposition, re.MULTILINE))
     assert names <= exported, f"queried but not exported: {sorted(names - exported)}"
     assert re.search(r'^modelserver_requests_total\{.*endpoint="infer"', exposition, re.MULTILINE)
+
+
+# One hour of traffic at one sample a minute, as Prometheus would have scraped it.
+_MINUTES = 120
+
+
+def _series(name: str, labels: dict[str, str], per_minute: float) -> dict[str, str]:
+    selector = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    return {"series": f"{name}{{{selector}}}", "values": f"0+{per_minute:g}x{_MINUTES}"}
+
+
+def _drift_traffic(
+    base: dict[str, str], predicted: list[float], input_bins: list[float]
+) -> list[dict[str, str]]:
+    """Counters of one server pod: predictions per class and inputs per bin per minute,
+    and the reference the server exports (ten classes, three features, ten bins)."""
+    series = []
+    for index, rate in enumerate(predicted):
+        labels = {**base, "class": f"class_{index}"}
+        series.append(_series("modelserver_predictions_total", labels, rate))
+        series.append(
+            {
+                "series": _series("modelserver_reference_prediction_share", labels, 0)["series"],
+                "values": f"0.1x{_MINUTES}",
+            }
+        )
+    for feature in range(3):
+        for b, rate in enumerate(input_bins):
+            labels = {**base, "feature": str(feature), "bin": str(b)}
+            series.append(_series("modelserver_input_feature_bin_total", labels, rate))
+            series.append(
+                {
+                    "series": _series("modelserver_reference_input_bin_share", labels, 0)["series"],
+                    "values": f"0.1x{_MINUTES}",
+                }
+            )
+    return series
+
+
+def test_drift_alerts_fire_on_shifted_traffic_and_stay_quiet_on_steady_traffic(rendered, tmp_path):
+    """The PrometheusRule's drift rules, evaluated by Prometheus' own rule engine
+    (promtool test rules) on the series the server exports."""
+    environment = rendered.answers["environments"][0]
+    rule = one(rendered.overlays[environment], "PrometheusRule")
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}), "utf-8")
+    check = subprocess.run(
+        [tool("promtool"), "check", "rules", str(rules_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    annotations = {
+        entry["alert"]: entry["annotations"]
+        for group in rule["spec"]["groups"]
+        for entry in group["rules"]
+        if "alert" in entry
+    }
+    base = {
+        "job": rendered.answer("repo_slug"),
+        "namespace": rendered.namespace(environment),
+        "pod": "server-0",
+    }
+    steady = _drift_traffic(base, [10.0] * 10, [3.0] * 10)
+    # One class takes over the predictions; inputs pile into the top decile.
+    shifted = _drift_traffic(base, [80.0] + [2.0] * 9, [0.0] * 9 + [30.0])
+    # The same shift at 2 predictions a minute: too few (120 in the hour) to alert on.
+    quiet = _drift_traffic(base, [2.0] + [0.0] * 9, [0.0] * 9 + [2.0])
+
+    def expected(alertname: str, fires: bool) -> dict[str, Any]:
+        alerts = []
+        if fires:
+            labels = {"alertname": alertname, "severity": "warning"}
+            labels |= {"namespace": base["namespace"], "job": base["job"]}
+            alerts = [{"exp_labels": labels, "exp_annotations": annotations[alertname]}]
+        return {"eval_time": "100m", "alertname": alertname, "exp_alerts": alerts}
+
+    tests = []
+    for series, fires in ((steady, False), (shifted, True), (quiet, False)):
+        tests.append(
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    expected("ModelPredictionDrift", fires),
+                    expected("ModelInputDrift", fires),
+                ],
+            }
+        )
+    # The recorded PSI itself: steady traffic matches the reference exactly.
+    tests[0]["promql_expr_test"] = [
+        {
+            "expr": "modelserver:prediction_psi:1h",
+            "eval_time": "100m",
+            "exp_samples": [
+                {
+                    "labels": f'modelserver:prediction_psi:1h{{job="{base["job"]}",'
+                    f'namespace="{base["namespace"]}"}}',
+                    "value": 0,
+                }
+            ],
+        }
+    ]
+    test_file = tmp_path / "drift_test.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [rules_file.name], "tests": tests}), "utf-8")
+    result = subprocess.run(
+        [tool("promtool"), "test", "rules", str(test_file)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

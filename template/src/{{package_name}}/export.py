@@ -3,7 +3,9 @@
 The ONNX model takes `input` float32 [batch, C, H, W] in [0, 1] and returns `logits`
 float32 [batch, num_classes]; the batch axis is dynamic and the opset pinned by
 `export.opset`. Its metadata (model name and version, git commit, metrics digest, class
-names, input shape) lets the server, and anyone holding the file, trace it back.
+names, input shape) lets the server, and anyone holding the file, trace it back; the
+reference distribution of the training data (drift.py) lets the server's metrics show
+drift.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import torch
 from torch import nn
 
-from . import MODEL_NAME, artifacts, evaluate, modeling, provenance
+from . import MODEL_NAME, artifacts, data, drift, evaluate, modeling, provenance
 from .config import Config
 from .errors import ArtifactError, GateFailed, StageError
+from .families import get_family
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -64,6 +68,7 @@ def run(config: Config) -> dict[str, Any]:
         "num_classes": checkpoint.model_config.num_classes,
         "class_names": list(checkpoint.class_names),
     }
+    facts["reference_distribution"] = reference_distribution(config, checkpoint)
     model_proto = export_onnx(checkpoint.model, input_shape, config.export.opset, config.seed)
     set_metadata(model_proto, onnx_metadata(facts))
     check_contract(model_proto, input_shape, facts["num_classes"], config.export.opset)
@@ -79,6 +84,25 @@ def run(config: Config) -> dict[str, Any]:
         f"{config.export.opset}, version {facts['model_version']}); wrote {export_path}"
     )
     return facts
+
+
+def reference_distribution(config: Config, checkpoint: modeling.Checkpoint) -> dict[str, Any]:
+    """The training split as drift monitoring sees it (drift.py), from at most
+    drift.MAX_REFERENCE_ROWS seeded rows: the server compares live traffic with it."""
+    train = data.load_splits(config).train
+    if len(train) > drift.MAX_REFERENCE_ROWS:
+        rows = np.random.default_rng(config.seed).choice(
+            len(train), drift.MAX_REFERENCE_ROWS, replace=False
+        )
+        train = train.subset(np.sort(rows))
+    logits = modeling.predict_logits(checkpoint.model.cpu(), train.x, torch.device("cpu"))
+    reference = drift.build_reference(
+        data.to_model_input(train.x),
+        logits,
+        INPUT_NAME,
+        get_family(checkpoint.model_config.family).summary_axis,
+    )
+    return json.loads(reference.to_json())
 
 
 def export_onnx(model: nn.Module, input_shape: list[int], opset: int, seed: int) -> onnx.ModelProto:
@@ -130,6 +154,7 @@ def onnx_metadata(facts: dict[str, Any]) -> dict[str, str]:
         "metrics_digest": facts["metrics_digest"],
         "class_names": json.dumps(facts["class_names"]),
         "input_shape": json.dumps(facts["input_shape"]),
+        drift.METADATA_KEY: json.dumps(facts["reference_distribution"], separators=(",", ":")),
     }
 
 

@@ -43,7 +43,7 @@ class Examples:
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """One model family: its `model.family` name and the four things only it knows."""
+    """One model family: its `model.family` name and the things only it knows."""
 
     # The `model.family` value in configs, e.g. "image-cnn".
     name: str
@@ -60,3 +60,6 @@ class Family:
     # Check and convert the `x` array of an .npz to (N, *input_shape), float32 or uint8;
     # (x, model config, where) -> x. Raises DatasetError saying what is wrong.
     prepare_array: Callable[[np.ndarray, ModelConfig, str], np.ndarray]
+    # The model-input axis (batch is 0) whose entries drift monitoring summarises one by
+    # one: an image's channels, a series' sensors (drift.py).
+    summary_axis: int

@@ -23,12 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import orjson
 
 from . import protocol
 from .batching import Batch, plan_batches, run_batch
 from .logs import log_event
 from .metrics import ServerMetrics
+from .monitoring import Monitor
 from .protocol import HEADER_LENGTH_HEADER, JSON_CONTENT_TYPE, ProtocolError
 from .runtime import InferenceError, ModelRuntime
 
@@ -88,6 +90,7 @@ class InferenceApp:
         self._metrics = metrics
         self._logger = logger
         self._runtime: ModelRuntime | None = None
+        self._monitor: Monitor | None = None
         self._draining = False
         self._saturated: str | None = None
         self._server_metadata = Response(200, protocol.server_metadata(SERVER_NAME, server_version))
@@ -120,6 +123,8 @@ class InferenceApp:
             protocol.model_metadata(self.model_name, info.version, runtime.signature, parameters),
         )
         self._routes = self._build_routes(version=info.version)
+        self._monitor = Monitor(runtime.signature, info.class_names, info.reference)
+        self._metrics.drift.monitor = self._monitor
         self._runtime = runtime
         self._metrics.model_loaded(
             {
@@ -203,9 +208,19 @@ class InferenceApp:
     def _run(
         self, runtime: ModelRuntime, batch: Batch, decoded: list[protocol.InferRequest]
     ) -> list[Response]:
-        started = time.perf_counter()
+        monitor = self._monitor
+
+        def predict(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+            started = time.perf_counter()
+            results = runtime.predict(inputs, names)
+            rows = next(iter(inputs.values())).shape[0]
+            self._metrics.inference_finished(time.perf_counter() - started, rows)
+            if monitor is not None:
+                monitor.observe(inputs, dict(zip(names, results, strict=True)))
+            return results
+
         try:
-            outputs = run_batch(batch, decoded, runtime.predict)
+            outputs = run_batch(batch, decoded, predict)
         except InferenceError as error:
             if len(batch.positions) > 1:
                 # One request's inputs may be what onnxruntime refuses: run each alone,
@@ -218,7 +233,6 @@ class InferenceApp:
             return [self._error_response(error, "POST", "infer")]
         except Exception as error:
             return [self._error_response(error, "POST", "infer")] * len(batch.positions)
-        self._metrics.inference_finished(time.perf_counter() - started, sum(batch.rows))
         answers = []
         for position, named in zip(batch.positions, outputs, strict=True):
             request = decoded[position]

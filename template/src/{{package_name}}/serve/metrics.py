@@ -20,6 +20,8 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
+from .monitoring import DriftCollector
+
 NAMESPACE = "modelserver"
 
 # From 100 us (a tiny model answering over loopback) to 10 s (a big batch on a busy node).
@@ -149,6 +151,8 @@ class ServerMetrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.drift = DriftCollector()
+        self.registry.register(self.drift)
         self._latency = {endpoint: latency.labels(endpoint) for endpoint in endpoints}
         self._request_counters: dict[tuple[str, int], object] = {}
 

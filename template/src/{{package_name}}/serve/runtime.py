@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import drift
 from ..errors import StageError
+from .monitoring import check_reference
 from .protocol import Signature, TensorSpec
 
 if TYPE_CHECKING:
@@ -55,6 +57,9 @@ class ModelInfo:
     git_commit: str
     metrics_digest: str
     class_names: tuple[str, ...]
+    # The training data's distribution, for drift monitoring; None for models exported
+    # without one.
+    reference: drift.Reference | None = None
 
 
 class ModelRuntime:
@@ -101,7 +106,7 @@ class ModelRuntime:
             inputs={arg.name: _spec(arg, "input") for arg in session.get_inputs()},
             outputs={arg.name: _spec(arg, "output") for arg in session.get_outputs()},
         )
-        runtime = cls(session, _model_info(session, path), signature, 0.0)
+        runtime = cls(session, _model_info(session, path, signature), signature, 0.0)
         runtime._warm_up()
         runtime.load_seconds = time.perf_counter() - started
         return runtime
@@ -134,7 +139,9 @@ def _spec(arg: onnxruntime.NodeArg, kind: str) -> TensorSpec:
     return TensorSpec(arg.name, datatype, shape)
 
 
-def _model_info(session: onnxruntime.InferenceSession, path: Path) -> ModelInfo:
+def _model_info(
+    session: onnxruntime.InferenceSession, path: Path, signature: Signature
+) -> ModelInfo:
     metadata = session.get_modelmeta().custom_metadata_map
 
     def json_list(key: str) -> list:
@@ -155,4 +162,18 @@ def _model_info(session: onnxruntime.InferenceSession, path: Path) -> ModelInfo:
         git_commit=metadata.get("git_commit", ""),
         metrics_digest=metadata.get("metrics_digest", ""),
         class_names=tuple(str(name) for name in json_list("class_names")),
+        reference=_reference(metadata.get(drift.METADATA_KEY), signature, path),
     )
+
+
+def _reference(text: str | None, signature: Signature, path: Path) -> drift.Reference | None:
+    if text is None:
+        return None
+    try:
+        reference = drift.Reference.from_json(text)
+    except ValueError as error:
+        raise ModelLoadError(f"{path}: metadata '{drift.METADATA_KEY}' {error}") from None
+    mismatch = check_reference(reference, signature)
+    if mismatch is not None:
+        raise ModelLoadError(f"{path}: metadata '{drift.METADATA_KEY}' {mismatch}")
+    return reference

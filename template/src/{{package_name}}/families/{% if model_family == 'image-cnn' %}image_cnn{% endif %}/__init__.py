@@ -28,4 +28,5 @@ FAMILY = Family(
     synthetic_examples=synthetic_examples,
     load_native=load_image_folder,
     prepare_array=prepare_array,
+    summary_axis=1,  # channels of (batch, C, H, W)
 )
