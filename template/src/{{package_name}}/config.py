@@ -28,6 +28,8 @@ class ModelConfig:
     family: str
     input_shape: tuple[int, ...]
     num_classes: int
+    # The family's architecture (image-cnn: cnn | resnet18); None: the family's default.
+    arch: str | None = None
     hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 

@@ -77,6 +77,8 @@ def load_checkpoint(config: Config, needed_by: str) -> Checkpoint:
             family=saved["model_config"]["family"],
             input_shape=tuple(saved["model_config"]["input_shape"]),
             num_classes=saved["model_config"]["num_classes"],
+            # Checkpoints of earlier releases have no arch: the family's default.
+            arch=saved["model_config"].get("arch"),
             hparams=dict(saved["model_config"]["hparams"]),
         )
         class_names = tuple(saved["class_names"])

@@ -657,11 +657,15 @@ class InferenceServer:
         self._port = self._socket.getsockname()[1]
         self._listener: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._run_loop, name="http", daemon=True)
-        self.limits = self._shared.limits
 
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def limits(self) -> BodyLimits:
+        """The body limits in force: derived from the memory left once the model loaded."""
+        return self._shared.limits
 
     @property
     def open_connections(self) -> int:
@@ -704,7 +708,6 @@ class InferenceServer:
             )
         except MemoryBudgetError as error:
             raise ServeError(str(error)) from None
-        self.limits = limits
         self._call_on_loop(lambda: self._shared.set_limits(limits))
         self.app.set_runtime(runtime)
         return runtime

@@ -1,4 +1,5 @@
-"""The image-cnn family: a small CNN over (C, H, W) images with values in [0, 1]."""
+"""The image-cnn family: a small CNN or a ResNet-18 (`model.arch`) over (C, H, W) images
+with values in [0, 1]."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from .synthetic import synthetic_examples
 
 if TYPE_CHECKING:
     from ...config import ModelConfig
-    from .model import ImageCNN
+    from .model import ImageCNN, ResNet18
 
 
-def build_model(model: ModelConfig, train_examples: Examples | None = None) -> ImageCNN:
+def build_model(model: ModelConfig, train_examples: Examples | None = None) -> ImageCNN | ResNet18:
     # Imported here so that loading data never imports torch.
     from .model import build_model as build
 
