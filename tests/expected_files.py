@@ -19,6 +19,7 @@ ALWAYS = {
     "pyproject.toml",
     "bench/bench_serve.py",
     "bench/loadgen.py",
+    "bench/mlserver_runtime.py",
     "bench/peer_server.py",
     "configs/default.yaml",
     "configs/smoke.yaml",

@@ -20,31 +20,29 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any
 
 import numpy as np
 
 from .protocol import InferRequest, Signature
 
-Job = TypeVar("Job")
 
-
-class InferenceQueue(Generic[Job]):
-    """Complete requests waiting for an inference worker. `put` from any thread; `take`
-    on a worker."""
+class InferenceQueue:
+    """Complete requests waiting for an inference worker (any objects: the transport
+    queues its connection and request). `put` from any thread; `take` on a worker."""
 
     def __init__(self, max_batch_size: int, max_batch_delay_seconds: float) -> None:
         self.max_batch_size = max_batch_size
         self.max_batch_delay_seconds = max_batch_delay_seconds
-        self._jobs: deque[Job] = deque()
+        self._jobs: deque[Any] = deque()
         self._arrived = threading.Condition()
 
-    def put(self, job: Job) -> None:
+    def put(self, job: Any) -> None:
         with self._arrived:
             self._jobs.append(job)
             self._arrived.notify()
 
-    def take(self) -> list[Job]:
+    def take(self) -> list[Any]:
         """The oldest job and, when batching, those queued behind it; [] when another
         worker has taken them all (each put is followed by one take, so none is left)."""
         with self._arrived:

@@ -159,9 +159,8 @@ class _Transport:
         self.pool = concurrent.futures.ThreadPoolExecutor(
             settings.inference_workers, thread_name_prefix="inference"
         )
-        self.queue: InferenceQueue[tuple[_Connection, _Request]] = InferenceQueue(
-            settings.max_batch_size, settings.max_batch_delay_seconds
-        )
+        # Of (connection, request) pairs.
+        self.queue = InferenceQueue(settings.max_batch_size, settings.max_batch_delay_seconds)
         self.inferences = 0  # running plus queued
         self.capacity = settings.inference_workers + settings.max_queue
         self.limits = derive_body_limits(
