@@ -60,6 +60,23 @@ ADVERSARIAL_TEXT: dict[str, Any] = {
 }
 
 
+# input_shape's grammar depends on model_family: a valid non-default shape per family
+# (NON_DEFAULT_TEXT's is the image family's), and the largest each validator allows.
+FAMILY_INPUT_SHAPES: dict[str, tuple[str, str]] = {
+    "image-cnn": (NON_DEFAULT_TEXT["input_shape"], "1x8x512"),
+    "sequence-rnn": ("50x3", "10000x1024"),
+    "text-transformer": ("64", "4096"),
+}
+
+
+def for_family(answers: dict[str, Any], family: str) -> dict[str, Any]:
+    """`answers` with a non-default input_shape that `family` accepts."""
+    if "input_shape" not in answers:
+        return answers
+    adversarial = answers["input_shape"] == ADVERSARIAL_TEXT["input_shape"]
+    return {**answers, "input_shape": FAMILY_INPUT_SHAPES[family][1 if adversarial else 0]}
+
+
 def choice_values(question: Question) -> list[Any]:
     """The values a case may take: each choice, or each valid subset for a multiselect."""
     if not question.multiselect:
@@ -92,7 +109,7 @@ def build_cases(questions: list[Question] | None = None) -> list[dict[str, Any]]
         for question in cycled:
             values = choice_values(question)
             answers[question.name] = values[index % len(values)]
-        cases.append(answers)
+        cases.append(for_family(answers, answers["model_family"]))
     cases.append({**ADVERSARIAL_TEXT, **{q.name: choice_values(q)[0] for q in choice}})
     return cases
 

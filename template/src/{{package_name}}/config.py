@@ -26,9 +26,13 @@ class ConfigError(StageError):
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     family: str
+    # Without the batch axis: image-cnn [channels, height, width]; sequence-rnn
+    # [time steps, features] (the window length data comes in; the model takes any);
+    # text-transformer [max tokens].
     input_shape: tuple[int, ...]
     num_classes: int
-    # The family's architecture (image-cnn: cnn | resnet18); None: the family's default.
+    # The family's architecture (image-cnn: cnn | resnet18; sequence-rnn: lstm | gru;
+    # text-transformer: encoder); None: the family's default.
     arch: str | None = None
     hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -74,7 +78,9 @@ class ClusterConfig:
 class GateConfig:
     min_accuracy: float = 0.8
     max_regression: float = 0.01
-    champion_metrics: str = "champion/metrics.json"
+    # The champion this profile's runs are gated against; None: CHAMPIONS_DIR/<profile>.json,
+    # which a promotion to the last environment writes (gitops/champion.py).
+    champion_metrics: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +91,9 @@ class ExportConfig:
 @dataclasses.dataclass(frozen=True)
 class VerifyConfig:
     batch_sizes: tuple[int, ...] = (1, 7, 64)
+    # Sequence lengths checked at every batch size, for families whose input has a
+    # dynamic sequence axis (sequence-rnn, text-transformer); images have none.
+    sequence_lengths: tuple[int, ...] = (1, 16, 64)
     atol: float = 1e-4
     rtol: float = 1e-3
 
@@ -111,8 +120,23 @@ class Config:
     def artifacts(self) -> Path:
         return Path(self.artifacts_dir)
 
+    @property
+    def profile(self) -> str:
+        """The profile's name: its file's stem (configs/smoke.yaml -> smoke)."""
+        return Path(self.source).stem
 
-DATA_SOURCES = ("synthetic", "npz", "image-folder")
+    @property
+    def champion_path(self) -> Path:
+        if self.gate.champion_metrics is not None:
+            return Path(self.gate.champion_metrics)
+        return Path(CHAMPIONS_DIR) / f"{self.profile}.json"
+
+
+# Where each profile's champion lives; beside the overlays, because a promotion to the
+# last environment records it there in the same commit (gitops/champion.py).
+CHAMPIONS_DIR = "deploy/champions"
+# Every family reads these; each also reads its own native format (families/).
+COMMON_DATA_SOURCES = ("synthetic", "npz")
 DEVICES = ("auto", "cpu", "cuda")
 LAUNCHERS = ("local", "cluster")
 # A Kubernetes resource quantity (2, 500m, 8Gi, 1.5) and an image pinned by digest.
@@ -203,8 +227,14 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 def _check_ranges(config: Config) -> None:
     where = config.source
     problems = []
-    if config.data.source not in DATA_SOURCES:
-        problems.append(f"data.source is {config.data.source!r}; choose one of {DATA_SOURCES}")
+    from .families import get_family  # here: families import this module
+
+    sources = (*COMMON_DATA_SOURCES, get_family(config.model.family).native_source)
+    if config.data.source not in sources:
+        problems.append(
+            f"data.source is {config.data.source!r}; the {config.model.family} family reads "
+            f"{', '.join(sources)}"
+        )
     if config.data.source != "synthetic" and not config.data.path:
         problems.append(f"data.path is required when data.source is {config.data.source!r}")
     for name in ("validation_fraction", "test_fraction"):
@@ -251,6 +281,8 @@ def _check_ranges(config: Config) -> None:
         )
     if not config.verify.batch_sizes or min(config.verify.batch_sizes) < 1:
         problems.append("verify.batch_sizes must list positive batch sizes")
+    if not config.verify.sequence_lengths or min(config.verify.sequence_lengths) < 1:
+        problems.append("verify.sequence_lengths must list positive lengths")
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
 

@@ -2,20 +2,27 @@
 
 Sources (`data.source`):
 - `synthetic`: the family's seeded synthetic dataset (smoke runs and tests);
-- `npz`: a NumPy `.npz` with `x` (N, *input_shape) and `y` (N,) integer labels, and an
-  optional `class_names` array (see the family's `prepare_array` for accepted layouts);
-- the family's native format, e.g. `image-folder` (one sub-folder of images per class).
-The same seed and data always give the same train/validation/test split.
+- `npz`: a NumPy `.npz` with `x` (N, ...) and `y` (N,) integer labels, and an optional
+  `class_names` array (see the family's `prepare_array` for accepted layouts);
+- the family's native format: `image-folder` (one sub-folder of images per class),
+  `sensor-csv` (one row per time step of labelled windows), `text-table` (a TSV or CSV
+  with `text` and `label` columns).
+The same seed and data always give the same train/validation/test split. Every run
+records the sha256 of the data it read (`content_sha256`): the file, the folder's files,
+or the synthetic arrays, so a changed dataset shows in metrics.json, in the ONNX metadata
+and in the champion it is gated against. Files tracked by DVC come through `datasets.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 from pathlib import Path
 
 import numpy as np
 
+from . import provenance
 from .config import Config
 from .errors import DatasetError
 from .families import Examples, get_family
@@ -26,16 +33,35 @@ class Splits:
     train: Examples
     validation: Examples
     test: Examples
+    # "sha256:<hex>" of the data the splits were cut from (`content_sha256`).
+    data_sha256: str = ""
 
 
 def load_splits(config: Config) -> Splits:
     """Load the configured dataset and split it by the configured fractions and seed."""
-    return split_examples(
-        load_examples(config),
-        config.data.validation_fraction,
-        config.data.test_fraction,
-        config.seed,
+    examples = load_examples(config)
+    splits = split_examples(
+        examples, config.data.validation_fraction, config.data.test_fraction, config.seed
     )
+    return dataclasses.replace(splits, data_sha256=content_sha256(config, examples))
+
+
+def content_sha256(config: Config, examples: Examples) -> str:
+    """What identifies the data: the sha256 of the file read; of a folder's files (each
+    path and content, in sorted order); or of the synthetic arrays."""
+    if config.data.source != "synthetic":
+        path = Path(str(config.data.path))
+        if path.is_file():
+            return "sha256:" + provenance.file_sha256(path)
+        return "sha256:" + provenance.tree_sha256(path)
+    digest = hashlib.sha256()
+    if examples.x.dtype == object:  # texts
+        for text in examples.x:
+            digest.update(str(text).encode("utf-8") + b"\0")
+    else:
+        digest.update(np.ascontiguousarray(examples.x).tobytes())
+    digest.update(np.ascontiguousarray(examples.y, dtype="<i8").tobytes())
+    return "sha256:" + digest.hexdigest()
 
 
 def load_examples(config: Config) -> Examples:
@@ -147,19 +173,14 @@ def split_examples(
     )
 
 
-def to_model_input(x: np.ndarray) -> np.ndarray:
-    """Examples as the model takes them: float32, uint8 image bytes scaled to [0, 1]."""
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255)
-    return x.astype(np.float32, copy=False)
-
-
 def write_synthetic(config: Config, out: str | Path) -> Path:
     """Write the configured synthetic dataset to an .npz that `data.source: npz` reads."""
     family = get_family(config.model.family)
     examples = family.synthetic_examples(config.model, config.data, config.seed)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, x=examples.x, y=examples.y, class_names=np.array(examples.class_names))
+    # Texts are saved as a fixed-width unicode array: .npz files are read without pickle.
+    x = examples.x.astype(str) if examples.x.dtype == object else examples.x
+    np.savez_compressed(out, x=x, y=examples.y, class_names=np.array(examples.class_names))
     print(f"wrote {len(examples)} synthetic examples {list(examples.x.shape[1:])} to {out}")
     return out

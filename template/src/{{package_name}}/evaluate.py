@@ -3,8 +3,10 @@
 `run` scores the checkpoint on the test split (accuracy, per-class precision/recall/F1,
 confusion matrix), writes `evaluation.json` with a `metrics_digest`, and fails with
 GateFailed (exit 1) when accuracy is below `gate.min_accuracy` or more than
-`gate.max_regression` below the champion recorded in `gate.champion_metrics`.
-`accept_champion` records an evaluation that passed as the new champion (for a release).
+`gate.max_regression` below the profile's champion (champion.py: a champion of another
+profile or family is refused, one measured on other data is not compared).
+`accept_champion` records an evaluation that passed as the champion by hand; a promotion
+to the last environment records one as well (gitops).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, data, modeling, provenance
+from . import artifacts, champion, data, modeling, provenance
 from .config import Config, GateConfig
 from .errors import ArtifactError, GateFailed
 from .metrics import classification_metrics
@@ -42,8 +44,10 @@ def check_gate(
     gate: GateConfig,
     champion_accuracy: float | None,
     champion_path: str,
+    no_champion_reason: str | None = None,
 ) -> GateResult:
-    """Decide whether `metrics` may ship; every reason is a sentence a reviewer can read."""
+    """Decide whether `metrics` may ship; every reason is a sentence a reviewer can read.
+    Without a champion accuracy, `no_champion_reason` says why (default: none recorded)."""
     accuracy = metrics["accuracy"]
     reasons, failures = [], []
     score = f"held-out accuracy {accuracy:.4f} ({metrics['correct']}/{metrics['examples']} correct)"
@@ -53,7 +57,9 @@ def check_gate(
     else:
         reasons.append(f"{score} meets gate.min_accuracy {gate.min_accuracy:.4f}")
     if champion_accuracy is None:
-        reasons.append(f"no champion recorded in {champion_path}, so no regression check")
+        reasons.append(
+            no_champion_reason or f"no champion recorded in {champion_path}, so no regression check"
+        )
     else:
         floor = champion_accuracy - gate.max_regression
         if accuracy + TOLERANCE < floor:
@@ -71,23 +77,20 @@ def check_gate(
     return GateResult(tuple(reasons), tuple(failures))
 
 
-def read_champion_accuracy(path: Path) -> float | None:
-    """The `accuracy` recorded in the champion file, or None when there is no champion."""
-    if not path.is_file():
-        return None
-    try:
-        accuracy = json.loads(path.read_text(encoding="utf-8"))["accuracy"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ArtifactError(
-            f"champion metrics {path} are unreadable ({error!r}): it must be JSON with an "
-            "`accuracy` between 0 and 1; rewrite it with `accept-champion` or delete it"
-        ) from error
-    is_number = isinstance(accuracy, int | float) and not isinstance(accuracy, bool)
-    if not is_number or not 0 <= accuracy <= 1:
-        raise ArtifactError(
-            f"champion metrics {path} have accuracy {accuracy!r}: expected a number in [0, 1]"
+def champion_to_compare(config: Config, data_sha256: str) -> tuple[float | None, str | None]:
+    """The champion accuracy to gate against, or None and the reason there is none."""
+    path = config.champion_path
+    recorded = champion.read(path)
+    if recorded is None:
+        return None, None
+    champion.check_comparable(recorded, path, config.profile, config.model.family)
+    if recorded.data_sha256 != data_sha256:
+        return None, (
+            f"the champion in {path} was measured on data {recorded.data_sha256[:19]}, this "
+            f"run on {data_sha256[:19]}: accuracies on different data are not compared, so "
+            "no regression check (promote or accept a model trained on this data to compare)"
         )
-    return float(accuracy)
+    return recorded.accuracy, None
 
 
 def run(config: Config) -> dict[str, Any]:
@@ -100,17 +103,28 @@ def run(config: Config) -> dict[str, Any]:
             f"the model was trained on classes {list(checkpoint.class_names)}, but the "
             f"dataset has {list(splits.test.class_names)}: train again on this dataset"
         )
+    _check_same_data(config, splits.data_sha256)
     device = modeling.resolve_device(config.train.device)
-    logits = modeling.predict_logits(checkpoint.model.to(device), splits.test.x, device)
+    logits = modeling.predict_logits(
+        checkpoint.model.to(device), splits.test.x, checkpoint.encoder, device
+    )
     metrics = classification_metrics(splits.test.y, logits.argmax(axis=1), checkpoint.class_names)
-    champion_path = Path(config.gate.champion_metrics)
+    champion_path = config.champion_path
+    champion_accuracy, no_champion_reason = champion_to_compare(config, splits.data_sha256)
     result = check_gate(
-        metrics, config.gate, read_champion_accuracy(champion_path), str(champion_path)
+        metrics, config.gate, champion_accuracy, str(champion_path), no_champion_reason
     )
     evaluation = {
         "metrics": metrics,
         "metrics_digest": provenance.metrics_digest(metrics),
         "checkpoint_sha256": provenance.file_sha256(modeling.checkpoint_path(config)),
+        # What the champion records: the gate compares like with like (champion.py).
+        "evaluation": {
+            "accuracy": metrics["accuracy"],
+            "profile": config.profile,
+            "family": config.model.family,
+            "data_sha256": splits.data_sha256,
+        },
         "gate": {
             "passed": result.passed,
             "reasons": list(result.reasons),
@@ -180,6 +194,22 @@ def format_markdown(metrics: dict[str, Any], result: GateResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _check_same_data(config: Config, data_sha256: str) -> None:
+    """The test split must come from the data the model was trained on."""
+    metrics_path = config.artifacts / artifacts.METRICS
+    artifacts.require(metrics_path, "evaluate", "train", config.source)
+    try:
+        trained_on = json.loads(metrics_path.read_text(encoding="utf-8")).get("data_sha256")
+    except (OSError, ValueError, AttributeError) as error:
+        raise ArtifactError(f"{metrics_path} is unreadable ({error}): train again") from error
+    if trained_on != data_sha256:
+        raise ArtifactError(
+            f"the model was trained on data {trained_on}, but {config.data.path or 'the data'} "
+            f"now holds {data_sha256}: train again on this data, or restore the data it was "
+            "trained on (`dvc checkout`)"
+        )
+
+
 def read_evaluation(config: Config, needed_by: str) -> dict[str, Any]:
     """evaluation.json of the last `evaluate` run; an ArtifactError says to run it."""
     path = config.artifacts / artifacts.EVALUATION
@@ -203,16 +233,29 @@ def accept_champion(config: Config) -> Path:
             f"{config.artifacts / artifacts.EVALUATION} records a failed quality gate: a model "
             "that failed the gate cannot become the champion"
         )
-    champion = {
-        **evaluation["metrics"],
-        "metrics_digest": evaluation["metrics_digest"],
-        "git_commit": provenance.git_commit(),
-    }
-    path = Path(config.gate.champion_metrics)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(champion, indent=2) + "\n", encoding="utf-8")
+    facts = champion.evaluation_facts(
+        evaluation.get("evaluation"), str(config.artifacts / artifacts.EVALUATION)
+    )
+    if facts["profile"] != config.profile:
+        raise ArtifactError(
+            f"{config.artifacts / artifacts.EVALUATION} was evaluated with profile "
+            f"{facts['profile']!r}, not {config.profile!r}: a champion is recorded for the "
+            "profile it was measured with"
+        )
+    record = champion.Champion(
+        accuracy=float(facts["accuracy"]),
+        profile=facts["profile"],
+        family=facts["family"],
+        data_sha256=facts["data_sha256"],
+        metrics_digest=evaluation["metrics_digest"],
+        recorded_by="accept-champion",
+        model_version=provenance.model_version(provenance.git_commit()),
+    )
+    path = config.champion_path
+    champion.write(path, record)
     print(
-        f"recorded accuracy {champion['accuracy']:.4f} ({champion['metrics_digest']}) as the "
-        f"champion in {path}; commit it so that later runs are gated against it"
+        f"recorded accuracy {record.accuracy:.4f} ({record.metrics_digest}) of profile "
+        f"{record.profile} as the champion in {path}; commit it so that later runs of this "
+        "profile are gated against it"
     )
     return path

@@ -1,11 +1,13 @@
 """Export the gated checkpoint to a single-file ONNX model with provenance metadata.
 
-The ONNX model takes `input` float32 [batch, C, H, W] in [0, 1] and returns `logits`
-float32 [batch, num_classes]; the batch axis is dynamic and the opset pinned by
-`export.opset`. Its metadata (model name and version, git commit, metrics digest, class
-names, input shape) lets the server, and anyone holding the file, trace it back; the
-reference distribution of the training data (drift.py) lets the server's metrics show
-drift.
+The ONNX model takes the family's input (`ModelInput`: `input` float32 [batch, C, H, W]
+in [0, 1] for images, `input` float32 [batch, sequence, features] for series, `input_ids`
+int64 [batch, sequence] for text) and returns `logits` float32 [batch, num_classes]; the
+batch and sequence axes are dynamic and the opset pinned by `export.opset`. Its metadata
+(model name and version, git commit, metrics digest, the data's sha256, class names,
+input shape) lets the server, and anyone holding the file, trace it back; the reference
+distribution of the training data (drift.py) lets the server's metrics show drift; a text
+model also carries its tokenizer (`input_encoder`), so the file is all a server needs.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ import onnx
 import torch
 from torch import nn
 
-from . import MODEL_NAME, artifacts, data, drift, evaluate, modeling, provenance
+from . import MODEL_NAME, artifacts, champion, data, drift, evaluate, modeling, provenance
 from .config import Config
 from .errors import ArtifactError, GateFailed, StageError
-from .families import get_family
+from .families import ModelInput, get_family
+from .families.interface import SEQUENCE_AXIS
 
-INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 BATCH_AXIS = "batch"
+# What the server needs besides the graph to take raw input (a tokenizer), as JSON.
+INPUT_ENCODER_KEY = "input_encoder"
 REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
 
 
@@ -57,21 +61,33 @@ def run(config: Config) -> dict[str, Any]:
 
     artifacts.discard_later_outputs("export", config.artifacts)
     commit = provenance.git_commit()
-    input_shape = list(checkpoint.model_config.input_shape)
+    family = get_family(checkpoint.model_config.family)
+    model_input = family.model_input(checkpoint.model_config, checkpoint.encoder)
+    evaluated = champion.evaluation_facts(
+        evaluation.get("evaluation"), str(config.artifacts / artifacts.EVALUATION)
+    )
     facts: dict[str, Any] = {
         "model_name": MODEL_NAME,
         "model_version": provenance.model_version(commit),
         "git_commit": commit,
         "metrics_digest": evaluation["metrics_digest"],
+        "data_sha256": evaluated["data_sha256"],
+        # The gate's verdict in the champion's terms: deploys carry it to the overlays,
+        # and a promotion to the last environment records it as the champion.
+        "evaluation": evaluated,
         "opset": config.export.opset,
-        "input_shape": input_shape,
+        "family": checkpoint.model_config.family,
+        "input_shape": list(checkpoint.model_config.input_shape),
         "num_classes": checkpoint.model_config.num_classes,
         "class_names": list(checkpoint.class_names),
+        "input_encoder": checkpoint.encoder.serving_metadata(),
     }
-    facts["reference_distribution"] = reference_distribution(config, checkpoint)
-    model_proto = export_onnx(checkpoint.model, input_shape, config.export.opset, config.seed)
+    facts["reference_distribution"] = reference_distribution(
+        config, checkpoint, evaluated["data_sha256"]
+    )
+    model_proto = export_onnx(checkpoint.model, model_input, config.export.opset, config.seed)
     set_metadata(model_proto, onnx_metadata(facts))
-    check_contract(model_proto, input_shape, facts["num_classes"], config.export.opset)
+    check_contract(model_proto, model_input, facts["num_classes"], config.export.opset)
 
     onnx_path = config.artifacts / artifacts.ONNX
     # One self-contained file: the serving image copies exactly one artifact.
@@ -86,42 +102,64 @@ def run(config: Config) -> dict[str, Any]:
     return facts
 
 
-def reference_distribution(config: Config, checkpoint: modeling.Checkpoint) -> dict[str, Any]:
+def reference_distribution(
+    config: Config, checkpoint: modeling.Checkpoint, evaluated_data_sha256: str
+) -> dict[str, Any]:
     """The training split as drift monitoring sees it (drift.py), from at most
     drift.MAX_REFERENCE_ROWS seeded rows: the server compares live traffic with it."""
-    train = data.load_splits(config).train
+    splits = data.load_splits(config)
+    if splits.data_sha256 != evaluated_data_sha256:
+        raise ArtifactError(
+            f"{config.data.path or 'the data'} changed since evaluate ran: run evaluate again"
+        )
+    train = splits.train
     if len(train) > drift.MAX_REFERENCE_ROWS:
         rows = np.random.default_rng(config.seed).choice(
             len(train), drift.MAX_REFERENCE_ROWS, replace=False
         )
         train = train.subset(np.sort(rows))
-    logits = modeling.predict_logits(checkpoint.model.cpu(), train.x, torch.device("cpu"))
+    encoder = checkpoint.encoder
+    logits = modeling.predict_logits(checkpoint.model.cpu(), train.x, encoder, torch.device("cpu"))
+    family = get_family(checkpoint.model_config.family)
     reference = drift.build_reference(
-        data.to_model_input(train.x),
+        encoder.encode(train.x),
         logits,
-        INPUT_NAME,
-        get_family(checkpoint.model_config.family).summary_axis,
+        family.model_input(checkpoint.model_config, encoder).name,
+        family.input_summary(encoder),
     )
     return json.loads(reference.to_json())
 
 
-def export_onnx(model: nn.Module, input_shape: list[int], opset: int, seed: int) -> onnx.ModelProto:
-    """The dynamo exporter's ONNX graph with a dynamic batch axis, in memory."""
+def export_onnx(
+    model: nn.Module, model_input: ModelInput, opset: int, seed: int
+) -> onnx.ModelProto:
+    """The dynamo exporter's ONNX graph with dynamic batch (and sequence) axes, in memory."""
     model = model.cpu().eval()
-    # Batch 2, not 1: torch.export specialises a dimension of size 1 to a constant.
-    example = torch.rand((2, *input_shape), generator=torch.Generator().manual_seed(seed))
+    generator = np.random.default_rng(seed)
+    # Size 2 or more on every dynamic axis: torch.export specialises a size of 1 to a
+    # constant.
+    sequence_length = None
+    if model_input.sequence_axis is not None:
+        sequence_length = min(8, model_input.max_length or 8)
+    example = torch.from_numpy(model_input.random(2, sequence_length, generator))
+    dynamic_axes: dict[int, Any] = {0: torch.export.Dim(BATCH_AXIS)}
+    if model_input.sequence_axis is not None:
+        bounds = {} if model_input.max_length is None else {"max": model_input.max_length}
+        dynamic_axes[model_input.sequence_axis] = torch.export.Dim(SEQUENCE_AXIS, **bounds)
     try:
         with warnings.catch_warnings(), _quiet_logger(REGISTRATION_LOGGER):
             # The exporter's deprecation chatter and its "torchvision is not installed"
             # notes say nothing about this model.
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            # nn.LSTM/GRU re-assign their flattened weights while traced; harmless.
+            warnings.filterwarnings("ignore", "The tensor attributes .* assigned during export")
             program = torch.onnx.export(
                 model,
                 (example,),
                 dynamo=True,
-                dynamic_shapes=({0: torch.export.Dim(BATCH_AXIS)},),
-                input_names=[INPUT_NAME],
+                dynamic_shapes=(dynamic_axes,),
+                input_names=[model_input.name],
                 output_names=[OUTPUT_NAME],
                 opset_version=opset,
                 external_data=False,
@@ -147,15 +185,20 @@ def _quiet_logger(name: str) -> Iterator[None]:
 
 def onnx_metadata(facts: dict[str, Any]) -> dict[str, str]:
     """ONNX metadata_props: strings only, so lists are JSON."""
-    return {
+    metadata = {
         "model_name": facts["model_name"],
         "model_version": facts["model_version"],
         "git_commit": facts["git_commit"],
         "metrics_digest": facts["metrics_digest"],
+        "data_sha256": facts["data_sha256"],
+        "family": facts["family"],
         "class_names": json.dumps(facts["class_names"]),
         "input_shape": json.dumps(facts["input_shape"]),
         drift.METADATA_KEY: json.dumps(facts["reference_distribution"], separators=(",", ":")),
     }
+    if facts["input_encoder"] is not None:
+        metadata[INPUT_ENCODER_KEY] = json.dumps(facts["input_encoder"], ensure_ascii=False)
+    return metadata
 
 
 def set_metadata(model_proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
@@ -166,7 +209,7 @@ def set_metadata(model_proto: onnx.ModelProto, metadata: dict[str, str]) -> None
 
 
 def check_contract(
-    model_proto: onnx.ModelProto, input_shape: list[int], num_classes: int, opset: int
+    model_proto: onnx.ModelProto, model_input: ModelInput, num_classes: int, opset: int
 ) -> None:
     """onnx.checker plus the interface the server relies on."""
     try:
@@ -176,9 +219,11 @@ def check_contract(
     default_opsets = [
         entry.version for entry in model_proto.opset_import if entry.domain in ("", "ai.onnx")
     ]
+    element_type = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(model_input.dtype))
+    dims = [SEQUENCE_AXIS if size is None else size for size in model_input.shape]
     expected = {
         "opset": [opset],
-        "inputs": [(INPUT_NAME, onnx.TensorProto.FLOAT, [BATCH_AXIS, *input_shape])],
+        "inputs": [(model_input.name, element_type, [BATCH_AXIS, *dims])],
         "outputs": [(OUTPUT_NAME, onnx.TensorProto.FLOAT, [BATCH_AXIS, num_classes])],
     }
     actual = {

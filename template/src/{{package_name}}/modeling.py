@@ -13,9 +13,8 @@ from torch import nn
 
 from . import artifacts
 from .config import Config, ConfigError, ModelConfig
-from .data import to_model_input
 from .errors import ArtifactError
-from .families import get_family
+from .families import InputEncoder, get_family
 
 CHECKPOINT_FORMAT = 1
 
@@ -44,6 +43,8 @@ class Checkpoint:
     model: nn.Module
     model_config: ModelConfig
     class_names: tuple[str, ...]
+    # What turns stored examples into this model's input (a text model's tokenizer).
+    encoder: InputEncoder
 
 
 def checkpoint_path(config: Config) -> Path:
@@ -51,15 +52,21 @@ def checkpoint_path(config: Config) -> Path:
 
 
 def save_checkpoint(
-    path: Path, model: nn.Module, model_config: ModelConfig, class_names: tuple[str, ...]
+    path: Path,
+    model: nn.Module,
+    model_config: ModelConfig,
+    class_names: tuple[str, ...],
+    encoder: InputEncoder,
 ) -> None:
-    """Weights plus everything needed to rebuild the model without the config file."""
+    """Weights plus everything needed to rebuild the model, and its encoder, without the
+    config file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
             "format": CHECKPOINT_FORMAT,
             "model_config": dataclasses.asdict(model_config),
             "class_names": list(class_names),
+            "encoder_state": encoder.state(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         },
         path,
@@ -82,6 +89,7 @@ def load_checkpoint(config: Config, needed_by: str) -> Checkpoint:
             hparams=dict(saved["model_config"]["hparams"]),
         )
         class_names = tuple(saved["class_names"])
+        encoder_state = saved.get("encoder_state")
         state_dict = saved["state_dict"]
     except (OSError, RuntimeError, KeyError, TypeError, ValueError) as error:
         raise ArtifactError(
@@ -92,20 +100,26 @@ def load_checkpoint(config: Config, needed_by: str) -> Checkpoint:
             f"{path} was trained for model {dataclasses.asdict(model_config)}, but "
             f"{config.source} describes {dataclasses.asdict(config.model)}: train again"
         )
-    model = get_family(model_config.family).build_model(model_config, None)
+    family = get_family(model_config.family)
+    encoder = family.restore_encoder(encoder_state, model_config)
+    model = family.build_model(model_config, encoder, None)
     model.load_state_dict(state_dict)
     model.eval()
-    return Checkpoint(model, model_config, class_names)
+    return Checkpoint(model, model_config, class_names, encoder)
 
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, x: np.ndarray, device: torch.device, batch_size: int = 256
+    model: nn.Module,
+    x: np.ndarray,
+    encoder: InputEncoder,
+    device: torch.device,
+    batch_size: int = 256,
 ) -> np.ndarray:
-    """Logits (N, num_classes) for examples `x`, in eval mode, batch by batch."""
+    """Logits (N, num_classes) for stored examples `x`, in eval mode, batch by batch."""
     model.eval()
     outputs = []
     for start in range(0, len(x), batch_size):
-        batch = torch.from_numpy(to_model_input(x[start : start + batch_size])).to(device)
+        batch = torch.from_numpy(encoder.encode(x[start : start + batch_size])).to(device)
         outputs.append(model(batch).float().cpu().numpy())
     return np.concatenate(outputs)

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from . import artifacts, data, distributed, modeling, plots
 from .config import Config
-from .families import Examples, get_family
+from .families import Examples, InputEncoder, get_family
 from .metrics import confusion_matrix
 
 
@@ -63,9 +63,11 @@ def _run(config: Config, world: distributed.World, device: torch.device) -> dict
             f"{processes}"
         )
 
-    # Every rank builds the same initial weights from the same seed (DDP also broadcasts
-    # rank 0's); afterwards each rank draws its own dropout masks.
-    model = get_family(config.model.family).build_model(config.model, splits.train).to(device)
+    # Every rank fits the same encoder and builds the same initial weights from the same
+    # seed (DDP also broadcasts rank 0's); afterwards each rank draws its own dropout masks.
+    family = get_family(config.model.family)
+    encoder = family.fit_encoder(splits.train, config.model)
+    model = family.build_model(config.model, encoder, splits.train).to(device)
     trained_model: nn.Module = model
     if world.distributed:
         torch.manual_seed(config.seed + world.rank)
@@ -75,7 +77,9 @@ def _run(config: Config, world: distributed.World, device: torch.device) -> dict
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.train.learning_rate, weight_decay=config.train.weight_decay
     )
-    loader, sampler = _train_loader(splits.train, config.train.batch_size, config.seed, world)
+    loader, sampler = _train_loader(
+        encoder.compact(splits.train.x), splits.train.y, config.train.batch_size, config.seed, world
+    )
 
     history = []
     predictions = np.zeros(0, dtype=np.int64)
@@ -93,7 +97,7 @@ def _run(config: Config, world: distributed.World, device: torch.device) -> dict
         if not world.is_main:
             continue
         validation_loss, validation_accuracy, predictions = _evaluate(
-            model, splits.validation, device
+            model, splits.validation, encoder, device
         )
         history.append(
             {
@@ -119,7 +123,7 @@ def _run(config: Config, world: distributed.World, device: torch.device) -> dict
     confusion = confusion_matrix(splits.validation.y, predictions, config.model.num_classes)
     out = config.artifacts
     modeling.save_checkpoint(
-        modeling.checkpoint_path(config), model, config.model, splits.train.class_names
+        modeling.checkpoint_path(config), model, config.model, splits.train.class_names, encoder
     )
     plot_paths = plots.write_training_plots(
         history, confusion, splits.train.class_names, out / artifacts.PLOTS
@@ -130,7 +134,11 @@ def _run(config: Config, world: distributed.World, device: torch.device) -> dict
         "world_size": world.size,
         "distributed_backend": world.backend,
         "torch_version": torch.__version__,
+        "profile": config.profile,
+        "family": config.model.family,
         "data_source": config.data.source,
+        "data_path": config.data.path,
+        "data_sha256": splits.data_sha256,
         "split_sizes": {
             "train": len(splits.train),
             "validation": len(splits.validation),
@@ -153,14 +161,15 @@ def _run(config: Config, world: distributed.World, device: torch.device) -> dict
 
 
 def _train_loader(
-    examples: Examples, batch_size: int, seed: int, world: distributed.World
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, world: distributed.World
 ) -> tuple[DataLoader, Sampler]:
-    """Shuffled batches from a seeded sampler; whole batches are indexed at once.
+    """Shuffled batches of `x` (the encoder's compact form) and labels `y` from a seeded
+    sampler; whole batches are indexed at once.
 
     Under torchrun each rank gets its shard of the epoch's permutation and an equal share
     of the global batch (rounded up), so every rank runs the same number of steps.
     """
-    dataset = TensorDataset(torch.from_numpy(examples.x), torch.from_numpy(examples.y))
+    dataset = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
     sampler: Sampler
     if world.distributed:
         sampler = DistributedSampler(
@@ -212,10 +221,10 @@ def _train_one_epoch(
 
 
 def _evaluate(
-    model: nn.Module, examples: Examples, device: torch.device
+    model: nn.Module, examples: Examples, encoder: InputEncoder, device: torch.device
 ) -> tuple[float, float, np.ndarray]:
     """Loss, accuracy and predictions on `examples` in eval mode."""
-    logits = modeling.predict_logits(model, examples.x, device)
+    logits = modeling.predict_logits(model, examples.x, encoder, device)
     loss = cross_entropy(torch.from_numpy(logits), torch.from_numpy(examples.y))
     predictions = logits.argmax(axis=1)
     return float(loss), float((predictions == examples.y).mean()), predictions

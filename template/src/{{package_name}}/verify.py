@@ -1,9 +1,12 @@
 """ONNX vs PyTorch parity: the exported file must compute what the checkpoint computes.
 
-For every `verify.batch_sizes` entry, seeded inputs in [0, 1] go through the PyTorch model
-and through onnxruntime; the logits must agree within `verify.atol` + `verify.rtol` * |x|
-and give the same argmax. The ONNX metadata must match export.json, and the file the
-hash recorded there. Writes `parity.json`; a mismatch is a ParityError (exit 1).
+For every `verify.batch_sizes` entry (and, for inputs with a sequence axis, every
+`verify.sequence_lengths` entry the model takes), seeded inputs of the family's kind
+(`ModelInput.random`: pixels in [0, 1], series, or token ids with padding) go through the
+PyTorch model and through onnxruntime; the logits must agree within `verify.atol` +
+`verify.rtol` * |x| and give the same argmax. The ONNX metadata must match export.json,
+and the file the hash recorded there. Writes `parity.json`; a mismatch is a ParityError
+(exit 1).
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import onnxruntime
 import torch
 
 from . import artifacts, export, modeling, provenance
-from .config import Config
+from .config import Config, ConfigError
 from .errors import ParityError
+from .families import ModelInput, get_family
 
 
 @dataclasses.dataclass(frozen=True)
 class BatchParity:
     batch_size: int
+    # None for inputs without a sequence axis (images).
+    sequence_length: int | None
     max_abs_diff: float
     within_tolerance: bool
     argmax_agreement: float
@@ -35,14 +41,20 @@ class BatchParity:
 
 
 def compare_logits(
-    batch_size: int, expected: np.ndarray, actual: np.ndarray, atol: float, rtol: float
+    batch_size: int,
+    sequence_length: int | None,
+    expected: np.ndarray,
+    actual: np.ndarray,
+    atol: float,
+    rtol: float,
 ) -> BatchParity:
     """Compare PyTorch logits (`expected`) with onnxruntime's (`actual`)."""
     if expected.shape != actual.shape:
-        return BatchParity(batch_size, float("inf"), False, 0.0)
+        return BatchParity(batch_size, sequence_length, float("inf"), False, 0.0)
     difference = np.abs(expected.astype(np.float64) - actual.astype(np.float64))
     return BatchParity(
         batch_size=batch_size,
+        sequence_length=sequence_length,
         max_abs_diff=float(difference.max()),
         within_tolerance=bool(np.all(difference <= atol + rtol * np.abs(expected))),
         argmax_agreement=float(np.mean(expected.argmax(axis=1) == actual.argmax(axis=1))),
@@ -82,20 +94,25 @@ def run(config: Config) -> dict[str, Any]:
     session = onnxruntime.InferenceSession(
         str(onnx_path), options, providers=["CPUExecutionProvider"]
     )
-    generator = torch.Generator().manual_seed(config.seed)
-    shape = checkpoint.model_config.input_shape
+    generator = np.random.default_rng(config.seed)
+    model_input = get_family(checkpoint.model_config.family).model_input(
+        checkpoint.model_config, checkpoint.encoder
+    )
     results = []
     for batch_size in config.verify.batch_sizes:
-        inputs = torch.rand((batch_size, *shape), generator=generator)
-        with torch.no_grad():
-            expected = checkpoint.model(inputs).numpy()
-        (actual,) = session.run([export.OUTPUT_NAME], {export.INPUT_NAME: inputs.numpy()})
-        results.append(
-            compare_logits(batch_size, expected, actual, config.verify.atol, config.verify.rtol)
-        )
+        for length in sequence_lengths(config, model_input):
+            inputs = model_input.random(batch_size, length, generator)
+            with torch.no_grad():
+                expected = checkpoint.model(torch.from_numpy(inputs)).numpy()
+            (actual,) = session.run([export.OUTPUT_NAME], {model_input.name: inputs})
+            results.append(
+                compare_logits(
+                    batch_size, length, expected, actual, config.verify.atol, config.verify.rtol
+                )
+            )
     failed = [result for result in results if not result.passed]
     problems.extend(
-        f"batch {result.batch_size}: max |diff| {result.max_abs_diff:.3g} "
+        f"batch {result.batch_size}{_length(result)}: max |diff| {result.max_abs_diff:.3g} "
         f"(atol {config.verify.atol:g}, rtol {config.verify.rtol:g}), argmax agreement "
         f"{result.argmax_agreement:.1%}"
         for result in failed
@@ -120,14 +137,32 @@ def run(config: Config) -> dict[str, Any]:
     return report
 
 
+def sequence_lengths(config: Config, model_input: ModelInput) -> list[int | None]:
+    """The sequence lengths to check: None (one pass) for inputs without a sequence axis."""
+    if model_input.sequence_axis is None:
+        return [None]
+    lengths = list(config.verify.sequence_lengths)
+    longest = model_input.max_length
+    if longest is not None and max(lengths) > longest:
+        raise ConfigError(
+            f"verify.sequence_lengths {lengths} go beyond the model's {longest} positions "
+            f"(model.input_shape): use lengths up to {longest}"
+        )
+    return lengths
+
+
+def _length(result: BatchParity) -> str:
+    return "" if result.sequence_length is None else f" x length {result.sequence_length}"
+
+
 def format_table(results: list[BatchParity], atol: float, rtol: float) -> str:
     lines = [
         f"parity ONNX vs PyTorch (atol {atol:g}, rtol {rtol:g})",
-        f"{'batch':>6} {'max |diff|':>12} {'argmax agree':>13} {'result':>7}",
+        f"{'batch':>6} {'length':>7} {'max |diff|':>12} {'argmax agree':>13} {'result':>7}",
     ]
     lines.extend(
-        f"{r.batch_size:>6} {r.max_abs_diff:>12.3e} {r.argmax_agreement:>13.1%} "
-        f"{'ok' if r.passed else 'FAIL':>7}"
+        f"{r.batch_size:>6} {'-' if r.sequence_length is None else r.sequence_length:>7} "
+        f"{r.max_abs_diff:>12.3e} {r.argmax_agreement:>13.1%} {'ok' if r.passed else 'FAIL':>7}"
         for r in results
     )
     return "\n".join(lines)

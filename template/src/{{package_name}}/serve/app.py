@@ -116,14 +116,17 @@ class InferenceApp:
             "model_name": info.name,
             "git_commit": info.git_commit,
             "metrics_digest": info.metrics_digest,
+            "data_sha256": info.data_sha256,
             "class_names": list(info.class_names),
+            # A text model says how it tokenizes what clients send.
+            **(runtime.text.parameters() if runtime.text is not None else {}),
         }
         self._model_metadata = Response(
             200,
             protocol.model_metadata(self.model_name, info.version, runtime.signature, parameters),
         )
         self._routes = self._build_routes(version=info.version)
-        self._monitor = Monitor(runtime.signature, info.class_names, info.reference)
+        self._monitor = Monitor(runtime.model_signature, info.class_names, info.reference)
         self._metrics.drift.monitor = self._monitor
         self._runtime = runtime
         self._metrics.model_loaded(
@@ -212,11 +215,12 @@ class InferenceApp:
 
         def predict(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
             started = time.perf_counter()
-            results = runtime.predict(inputs, names)
+            model_inputs = runtime.prepare(inputs)
+            results = runtime.predict(model_inputs, names)
             rows = next(iter(inputs.values())).shape[0]
             self._metrics.inference_finished(time.perf_counter() - started, rows)
             if monitor is not None:
-                monitor.observe(inputs, dict(zip(names, results, strict=True)))
+                monitor.observe(model_inputs, dict(zip(names, results, strict=True)))
             return results
 
         try:

@@ -69,9 +69,7 @@ class Monitor:
             buckets = np.searchsorted(CONFIDENCE_BUCKETS, confidence, side="left")
             confidence_counts = np.bincount(buckets, minlength=len(self.confidence_counts))
         if reference is not None:
-            summaries = drift.feature_summaries(
-                inputs[reference.input_name], reference.feature_axis
-            )
+            summaries = reference.summary.features(inputs[reference.input_name])
             bins = drift.bin_indices(summaries, reference.bin_edges) + self._bin_offsets
             bin_counts = np.bincount(bins.reshape(-1), minlength=len(self.bin_counts))
         with self._lock:
@@ -136,9 +134,10 @@ class DriftCollector(Collector):
             "Share of the training data in each per-feature decile bin (the drift reference)",
             labels=["feature", "bin"],
         )
-        for feature in range(reference.features):
+        names = reference.summary.feature_names(reference.features)
+        for feature, name in enumerate(names):
             for b in range(drift.BINS):
-                labels = [str(feature), str(b)]
+                labels = [name, str(b)]
                 counted.add_metric(labels, float(bins[feature * drift.BINS + b]))
                 shares.add_metric(labels, float(reference.bin_shares[feature, b]))
         yield counted
@@ -159,9 +158,19 @@ def check_reference(reference: drift.Reference, signature: Signature) -> str | N
     spec = signature.inputs.get(reference.input_name)
     if spec is None:
         return f"names input '{reference.input_name}', which the model does not have"
-    if not 0 < reference.feature_axis < len(spec.shape):
-        return f"summarises axis {reference.feature_axis} of a {len(spec.shape)}-d input"
-    size = spec.shape[reference.feature_axis]
+    summary = reference.summary
+    if summary.kind == "tokens":
+        if len(spec.shape) != 2 or not spec.datatype.startswith("INT"):
+            return (
+                f"summarises token ids, but input '{spec.name}' is {spec.datatype} "
+                f"{list(spec.shape)}"
+            )
+        if reference.features != 2:
+            return f"has {reference.features} features; token summaries have 2"
+        return None
+    if not 0 < summary.axis < len(spec.shape):
+        return f"summarises axis {summary.axis} of a {len(spec.shape)}-d input"
+    size = spec.shape[summary.axis]
     if size != -1 and size != reference.features:
         return f"has {reference.features} features, the input's axis has {size}"
     return None

@@ -7,7 +7,9 @@ body is a JSON header followed by raw little-endian, row-major tensor bytes; the
 header `Inference-Header-Content-Length` gives the JSON header's length; each binary input
 carries `parameters.binary_data_size`, and the bytes follow in the order of the inputs.
 An output comes back binary when the request sets `parameters.binary_data_output` or the
-output's own `parameters.binary_data` (the latter wins).
+output's own `parameters.binary_data` (the latter wins). A `BYTES` input (a text model's
+strings) is a JSON list of strings, or in binary each element's length as a 4-byte
+little-endian integer followed by its bytes; either way it must be UTF-8.
 
 Pure functions over bytes and arrays - no sockets, no model - so every 4xx case is a unit
 test. Speed matters here because for a small model this code costs as much as the model:
@@ -25,8 +27,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-# Protocol datatype names and the numpy dtype of their little-endian binary form.
-# BYTES (length-prefixed strings) is left out: no model family here takes strings.
+# Protocol datatype names and the numpy dtype of their little-endian binary form; BYTES
+# (length-prefixed strings) is decoded to an object array of str and only ever an input.
+BYTES = "BYTES"
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype("bool"),
     "UINT8": np.dtype("<u1"),
@@ -40,10 +43,12 @@ DATATYPES: dict[str, np.dtype] = {
     "FP16": np.dtype("<f2"),
     "FP32": np.dtype("<f4"),
     "FP64": np.dtype("<f8"),
+    BYTES: np.dtype(object),
 }
 _DATATYPE_OF_DTYPE: dict[np.dtype, str] = {
-    dtype.newbyteorder("="): name for name, dtype in DATATYPES.items()
+    dtype.newbyteorder("="): name for name, dtype in DATATYPES.items() if name != BYTES
 }
+_BYTES_LENGTH = np.dtype("<u4")
 
 JSON_CONTENT_TYPE = "application/json"
 BINARY_CONTENT_TYPE = "application/octet-stream"
@@ -66,6 +71,9 @@ class TensorSpec:
     name: str
     datatype: str
     shape: tuple[int, ...]
+    # The most elements a request may send (BYTES: each becomes a Python string and a row
+    # of token ids, so the count bounds memory and compute); None: the body size does.
+    max_elements: int | None = None
 
     @property
     def dtype(self) -> np.dtype:
@@ -284,6 +292,11 @@ def _decode_input(
         )
     shape = _shape(tensor.get("shape"), spec)
     count = math.prod(shape)
+    if spec.max_elements is not None and count > spec.max_elements:
+        raise ProtocolError(
+            f"input '{name}' has {count} elements; this model takes at most "
+            f"{spec.max_elements} per request: split the request"
+        )
     dtype = spec.dtype
     parameters = tensor.get("parameters")
     size = None if parameters is None else _parameters(tensor, name).get("binary_data_size")
@@ -292,6 +305,8 @@ def _decode_input(
             raise ProtocolError(
                 f"input '{name}' has no 'data' (nor parameters.binary_data_size for binary data)"
             )
+        if spec.datatype == BYTES:
+            return name, _strings_from_json(name, tensor["data"], shape, count), offset
         array = _array_from_json(name, tensor["data"], dtype, shape, count)
         return name, array, offset
     if not has_binary_section:
@@ -301,6 +316,16 @@ def _decode_input(
         )
     if "data" in tensor:
         raise ProtocolError(f"input '{name}' has both 'data' and parameters.binary_data_size")
+    if spec.datatype == BYTES:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ProtocolError(f"input '{name}' has binary_data_size {_describe(size)}")
+        if offset + size > len(binary):
+            raise ProtocolError(
+                f"input '{name}' needs bytes {offset}..{offset + size} of the binary data but "
+                f"the body has only {len(binary)} after the JSON header"
+            )
+        strings = _strings_from_binary(name, binary[offset : offset + size], count)
+        return name, strings.reshape(shape), offset + size
     expected = count * dtype.itemsize
     if isinstance(size, bool) or not isinstance(size, int) or size != expected:
         raise ProtocolError(
@@ -368,6 +393,55 @@ def _array_from_json(
             f"input '{name}': 'data' holds a number beyond {np.dtype(dtype).name}'s range"
         )
     return array.reshape(shape)
+
+
+def _strings_from_json(name: str, data: object, shape: tuple[int, ...], count: int) -> np.ndarray:
+    """A JSON list (flat, or nested as `shape`) of strings as an object array of str."""
+    strings = np.empty(count, dtype=object)
+    flat = data
+    if type(data) is list and data and type(data[0]) is list:
+        try:
+            flat = np.asarray(data, dtype=object).reshape(-1).tolist()
+        except ValueError:  # ragged lists
+            flat = None
+    if type(flat) is not list or len(flat) != count:
+        raise ProtocolError(
+            f"input '{name}' must hold {count} strings for shape {list(shape)} in 'data'"
+        )
+    for index, value in enumerate(flat):
+        if type(value) is not str:
+            raise ProtocolError(
+                f"input '{name}': 'data' holds {_describe(value)} where a string belongs"
+            )
+        strings[index] = value
+    return strings.reshape(shape)
+
+
+def _strings_from_binary(name: str, data: memoryview, count: int) -> np.ndarray:
+    """`count` length-prefixed UTF-8 strings that fill `data` exactly."""
+    strings = np.empty(count, dtype=object)
+    offset = 0
+    for index in range(count):
+        if offset + 4 > len(data):
+            raise ProtocolError(
+                f"input '{name}': the binary data ends after {index} of {count} strings"
+            )
+        (length,) = np.frombuffer(data, dtype=_BYTES_LENGTH, count=1, offset=offset)
+        start, offset = offset + 4, offset + 4 + int(length)
+        if offset > len(data):
+            raise ProtocolError(
+                f"input '{name}': string {index} is {int(length)} bytes long, past the end "
+                "of its binary data"
+            )
+        try:
+            strings[index] = str(data[start:offset], "utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(f"input '{name}': string {index} is not UTF-8") from None
+    if offset != len(data):
+        raise ProtocolError(
+            f"input '{name}' has {len(data) - offset} bytes after its {count} strings"
+        )
+    return strings
 
 
 def _array_from_nested(data: object, dtype: np.dtype, not_numbers: ProtocolError) -> np.ndarray:

@@ -3,6 +3,10 @@
 No HTTP here (the transport only translates), and no torch: the serving image has
 onnxruntime and numpy and nothing of the training stack. onnxruntime itself is imported
 by `load()`, so that the server can listen (and answer its liveness probe) while it loads.
+
+Clients see the model's `signature`; the session takes `model_signature`. They are the
+same but for a text model, whose clients send strings that `prepare` tokenizes
+(text_input.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from .. import drift
 from ..errors import StageError
 from .monitoring import check_reference
 from .protocol import Signature, TensorSpec
+from .text_input import TextInput, TextInputError
+
+# The export stage's metadata key for what turns client input into model input.
+INPUT_ENCODER_KEY = "input_encoder"
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -60,6 +68,8 @@ class ModelInfo:
     # The training data's distribution, for drift monitoring; None for models exported
     # without one.
     reference: drift.Reference | None = None
+    # "sha256:<hex>" of the data it was trained on ("" for models exported without it).
+    data_sha256: str = ""
 
 
 class ModelRuntime:
@@ -69,12 +79,18 @@ class ModelRuntime:
         self,
         session: onnxruntime.InferenceSession,
         info: ModelInfo,
-        signature: Signature,
+        model_signature: Signature,
+        text: TextInput | None,
         load_seconds: float,
     ) -> None:
         self._session = session
         self.info = info
-        self.signature = signature
+        self.model_signature = model_signature
+        self.text = text
+        self.signature = model_signature
+        if text is not None:
+            inputs = {text.spec().name: text.spec()}
+            self.signature = Signature(inputs=inputs, outputs=model_signature.outputs)
         self.load_seconds = load_seconds
 
     @classmethod
@@ -106,14 +122,21 @@ class ModelRuntime:
             inputs={arg.name: _spec(arg, "input") for arg in session.get_inputs()},
             outputs={arg.name: _spec(arg, "output") for arg in session.get_outputs()},
         )
-        runtime = cls(session, _model_info(session, path, signature), signature, 0.0)
+        text = _text_input(session, path, signature)
+        runtime = cls(session, _model_info(session, path, signature), signature, text, 0.0)
         runtime._warm_up()
         runtime.load_seconds = time.perf_counter() - started
         return runtime
 
-    def predict(self, inputs: dict[str, np.ndarray], output_names: list[str]) -> list[np.ndarray]:
+    def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The session's inputs for decoded client inputs (a text model tokenizes)."""
+        return inputs if self.text is None else self.text.prepare(inputs)
+
+    def predict(
+        self, model_inputs: dict[str, np.ndarray], output_names: list[str]
+    ) -> list[np.ndarray]:
         try:
-            return self._session.run(output_names, inputs)
+            return self._session.run(output_names, model_inputs)
         except Exception as error:
             raise InferenceError(str(error).strip().splitlines()[0]) from error
 
@@ -121,10 +144,12 @@ class ModelRuntime:
         # The first run allocates onnxruntime's buffers; doing it here keeps that cost out
         # of the first real request (and out of the cold-start time a client sees).
         batch = {
-            spec.name: np.zeros([1 if d == -1 else d for d in spec.shape], dtype=spec.dtype)
+            spec.name: np.full([1 if d == -1 else d for d in spec.shape], "", dtype=object)
+            if spec.datatype == "BYTES"
+            else np.zeros([1 if d == -1 else d for d in spec.shape], dtype=spec.dtype)
             for spec in self.signature.inputs.values()
         }
-        self.predict(batch, list(self.signature.outputs))
+        self.predict(self.prepare(batch), list(self.signature.outputs))
 
 
 def _spec(arg: onnxruntime.NodeArg, kind: str) -> TensorSpec:
@@ -163,7 +188,25 @@ def _model_info(
         metrics_digest=metadata.get("metrics_digest", ""),
         class_names=tuple(str(name) for name in json_list("class_names")),
         reference=_reference(metadata.get(drift.METADATA_KEY), signature, path),
+        data_sha256=metadata.get("data_sha256", ""),
     )
+
+
+def _text_input(
+    session: onnxruntime.InferenceSession, path: Path, signature: Signature
+) -> TextInput | None:
+    text = session.get_modelmeta().custom_metadata_map.get(INPUT_ENCODER_KEY)
+    if text is None:
+        return None
+    try:
+        return TextInput.from_metadata(text, signature)
+    except ImportError as error:
+        raise ModelLoadError(
+            f"{path} is a text model and this server lacks {error.name}: install the "
+            "package's serve extra of a text-transformer repository"
+        ) from None
+    except TextInputError as error:
+        raise ModelLoadError(f"{path}: metadata '{INPUT_ENCODER_KEY}' {error}") from None
 
 
 def _reference(text: str | None, signature: Signature, path: Path) -> drift.Reference | None:

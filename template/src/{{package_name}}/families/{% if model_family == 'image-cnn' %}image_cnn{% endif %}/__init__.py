@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..interface import Examples, Family
+from ...drift import InputSummary
+from ..interface import (
+    Examples,
+    Family,
+    InputEncoder,
+    ModelInput,
+    fit_array_encoder,
+    restore_array_encoder,
+    uniform_input,
+)
 from .image_folder import load_image_folder
-from .layout import prepare_array
+from .layout import image_shape, prepare_array
 from .synthetic import synthetic_examples
 
 if TYPE_CHECKING:
@@ -15,19 +24,33 @@ if TYPE_CHECKING:
     from .model import ImageCNN, ResNet18
 
 
-def build_model(model: ModelConfig, train_examples: Examples | None = None) -> ImageCNN | ResNet18:
+def build_model(
+    model: ModelConfig, encoder: InputEncoder, train_examples: Examples | None = None
+) -> ImageCNN | ResNet18:
     # Imported here so that loading data never imports torch.
     from .model import build_model as build
 
     return build(model, train_examples)
 
 
+def model_input(model: ModelConfig, encoder: InputEncoder) -> ModelInput:
+    shape = image_shape(model)
+    return ModelInput("input", "float32", shape, uniform_input("input", shape))
+
+
+def input_summary(encoder: InputEncoder) -> InputSummary:
+    return InputSummary("axis-mean", axis=1)  # channels of (batch, C, H, W)
+
+
 FAMILY = Family(
     name="image-cnn",
     native_source="image-folder",
-    build_model=build_model,
     synthetic_examples=synthetic_examples,
     load_native=load_image_folder,
     prepare_array=prepare_array,
-    summary_axis=1,  # channels of (batch, C, H, W)
+    fit_encoder=fit_array_encoder,
+    restore_encoder=restore_array_encoder,
+    model_input=model_input,
+    build_model=build_model,
+    input_summary=input_summary,
 )

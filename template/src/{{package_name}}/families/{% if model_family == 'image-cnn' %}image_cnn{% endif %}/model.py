@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ...config import ConfigError, ModelConfig
+from ..hparams import dropout_rate, with_defaults
 from ..interface import Examples
 from .layout import image_shape
 
@@ -153,13 +154,11 @@ def _check_hparams(model: ModelConfig) -> tuple[str, dict[str, Any]]:
     arch = model.arch or "cnn"
     if arch not in ARCHS:
         raise ConfigError(f"model.arch is {arch!r}; the image-cnn family has {', '.join(ARCHS)}")
-    unknown = sorted(set(model.hparams) - set(HPARAMS_OF_ARCH[arch]))
-    if unknown:
-        raise ConfigError(
-            f"model.hparams has unknown key(s) {', '.join(unknown)}; "
-            f"arch {arch} of the image-cnn family takes {', '.join(HPARAMS_OF_ARCH[arch])}"
-        )
-    hparams = {**DEFAULT_HPARAMS, **model.hparams}
+    accepted = {name: DEFAULT_HPARAMS[name] for name in HPARAMS_OF_ARCH[arch]}
+    hparams = {
+        **DEFAULT_HPARAMS,
+        **with_defaults(model, accepted, f"arch {arch} of the image-cnn family"),
+    }
     channels = hparams["channels"]
     if (
         not isinstance(channels, list)
@@ -170,9 +169,7 @@ def _check_hparams(model: ModelConfig) -> tuple[str, dict[str, Any]]:
             f"model.hparams.channels is {channels!r}; give a non-empty list of positive "
             "integers, one per conv stage (for example [16, 32])"
         )
-    dropout = hparams["dropout"]
-    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
-        raise ConfigError(f"model.hparams.dropout is {dropout!r}; give a number in [0, 1)")
+    rate = dropout_rate(hparams)
     # Every stride-2 stage halves height and width; the last must still have a pixel.
     _, height, width = image_shape(model)
     if arch == "resnet18" and min(height, width) < 8:
@@ -187,4 +184,4 @@ def _check_hparams(model: ModelConfig) -> tuple[str, dict[str, Any]]:
             f"{len(channels)} conv stages, which need height and width >= {smallest}: "
             "use fewer entries in model.hparams.channels"
         )
-    return arch, {"channels": list(channels), "dropout": float(dropout)}
+    return arch, {"channels": list(channels), "dropout": rate}

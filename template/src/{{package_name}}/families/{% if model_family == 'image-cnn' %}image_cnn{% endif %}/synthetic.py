@@ -15,6 +15,7 @@ import numpy as np
 
 from ...config import DataConfig, ModelConfig
 from ..interface import Examples
+from ..labels import balanced_labels, class_names, flip_labels
 from .layout import image_shape
 
 # Stripe frequencies in cycles per image; classes alternate between them so that
@@ -29,9 +30,7 @@ def synthetic_examples(model: ModelConfig, data: DataConfig, seed: int) -> Examp
     rng = np.random.default_rng(seed)
     count = data.synthetic_samples
 
-    # Balanced classes in a seeded order.
-    labels = np.arange(count) % num_classes
-    rng.shuffle(labels)
+    labels = balanced_labels(count, num_classes, rng)
 
     orientation_steps = math.ceil(num_classes / len(FREQUENCIES))
     class_index = np.arange(num_classes)
@@ -55,17 +54,5 @@ def synthetic_examples(model: ModelConfig, data: DataConfig, seed: int) -> Examp
     images += rng.normal(0.0, data.synthetic_noise, size=images.shape)
     images = np.clip(images, 0.0, 1.0).astype(np.float32)
 
-    noisy_labels = _flip_labels(labels, data.synthetic_label_noise, num_classes, rng)
-    class_names = tuple(f"class_{index}" for index in range(num_classes))
-    return Examples(images, noisy_labels.astype(np.int64), class_names)
-
-
-def _flip_labels(
-    labels: np.ndarray, fraction: float, num_classes: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Move `fraction` of the labels to a different, random class."""
-    flipped = labels.copy()
-    count = int(round(fraction * len(labels)))
-    chosen = rng.choice(len(labels), size=count, replace=False)
-    flipped[chosen] = (labels[chosen] + rng.integers(1, num_classes, size=count)) % num_classes
-    return flipped
+    noisy_labels = flip_labels(labels, data.synthetic_label_noise, num_classes, rng)
+    return Examples(images, noisy_labels, class_names(num_classes))
