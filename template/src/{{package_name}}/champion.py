@@ -27,6 +27,16 @@ from .errors import ArtifactError
 # What an evaluation records about itself: export.json's `evaluation`, the overlay's
 # `modelyard.io/evaluation` annotation and every champion record carry these keys.
 EVALUATION_KEYS = ("accuracy", "profile", "family", "data_sha256")
+# Champions live beside the overlays, in the deploy directory that Argo CD reads
+# (gitops/settings.py's DEPLOY_DIR; a test holds the two equal), so that a promotion
+# records one in the same commit as the overlay it changes.
+DEFAULT_DEPLOY_DIR = "deploy"
+RECORDED_BY_PROMOTION = "promotion to the last environment"
+
+
+def champion_file(profile: str, deploy_dir: str | Path = DEFAULT_DEPLOY_DIR) -> Path:
+    """Where a profile's champion is recorded."""
+    return Path(deploy_dir) / "champions" / f"{profile}.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +46,7 @@ class Champion:
     family: str
     data_sha256: str
     metrics_digest: str
-    # How it became the champion: "promotion to prod", "accept-champion".
+    # How it became the champion: RECORDED_BY_PROMOTION, or "accept-champion".
     recorded_by: str
     model_version: str | None = None
     image: str | None = None
@@ -87,9 +97,14 @@ def read(path: Path) -> Champion | None:
     )
 
 
-def write(path: Path, champion: Champion) -> None:
+def write(path: Path, champion: Champion) -> bool:
+    """Record `champion` in `path`; True when the file changed."""
+    text = champion.to_json()
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(champion.to_json(), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    return True
 
 
 def check_comparable(champion: Champion, path: Path, profile: str, family: str) -> None:
@@ -104,5 +119,5 @@ def check_comparable(champion: Champion, path: Path, profile: str, family: str) 
         raise ArtifactError(
             f"champion {path} was measured with profile {champion.profile!r} and this run "
             f"uses {profile!r}: each profile has its own champion "
-            f"(deploy/champions/<profile>.json); fix gate.champion_metrics"
+            f"({champion_file('<profile>')}); fix gate.champion_metrics"
         )

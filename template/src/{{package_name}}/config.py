@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .champion import champion_file
 from .errors import StageError
 
 
@@ -78,8 +79,8 @@ class ClusterConfig:
 class GateConfig:
     min_accuracy: float = 0.8
     max_regression: float = 0.01
-    # The champion this profile's runs are gated against; None: CHAMPIONS_DIR/<profile>.json,
-    # which a promotion to the last environment writes (gitops/champion.py).
+    # The champion this profile's runs are gated against; None: deploy/champions/<profile>.json,
+    # which a promotion to the last environment writes (champion.py).
     champion_metrics: str | None = None
 
 
@@ -129,12 +130,9 @@ class Config:
     def champion_path(self) -> Path:
         if self.gate.champion_metrics is not None:
             return Path(self.gate.champion_metrics)
-        return Path(CHAMPIONS_DIR) / f"{self.profile}.json"
+        return champion_file(self.profile)
 
 
-# Where each profile's champion lives; beside the overlays, because a promotion to the
-# last environment records it there in the same commit (gitops/champion.py).
-CHAMPIONS_DIR = "deploy/champions"
 # Every family reads these; each also reads its own native format (families/).
 COMMON_DATA_SOURCES = ("synthetic", "npz")
 DEVICES = ("auto", "cpu", "cuda")

@@ -2,7 +2,10 @@
 
 - `set-image --env dev --image REPO@sha256:...` writes an image digest (and the model
   version and metrics digest it carries) into that environment's overlay.
-- `promote --from dev --to staging` copies exactly what one environment runs to the next.
+- `promote --from dev --to staging` copies exactly what one environment runs to the next;
+  promoting into the last environment (prod) also records the promoted model's evaluation
+  as its profile's champion (deploy/champions/<profile>.json), in the same commit, so that
+  later runs of that profile are gated against what production runs.
 - `show` prints what every environment runs; `seed` fills an empty GitOps config repository
   with this repository's deploy/.
 
@@ -20,8 +23,9 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from .. import MODEL_NAME, artifacts
+from .. import MODEL_NAME, artifacts, champion
 from ..errors import StageError
 from . import build, settings
 from .build import Build
@@ -63,10 +67,14 @@ def set_image(args: argparse.Namespace) -> int:
             "the all-zero digest marks an environment that was never deployed: give the digest "
             "push-image wrote"
         )
-    model_version, metrics_digest = _provenance(args)
+    model_version, metrics_digest, evaluation = _provenance(args)
     this_build = Build.parse(args.build) if args.build else build.current()
     release = Release(
-        image=image, model_version=model_version, metrics_digest=metrics_digest, build=this_build
+        image=image,
+        model_version=model_version,
+        metrics_digest=metrics_digest,
+        build=this_build,
+        evaluation=evaluation,
     )
     if args.push:
         deployed = deploy_commit(Path.cwd())
@@ -130,9 +138,35 @@ def promote(args: argparse.Namespace) -> int:
     def title(release: Release) -> str:
         return f"Promote {MODEL_NAME} {release.model_version} from {source} to {target}"
 
+    def record_champion(root: Path, release: Release) -> list[Path]:
+        """Into the last environment: the promoted model becomes its profile's champion."""
+        if target != order[-1] or release.evaluation is None:
+            return []
+        evaluation = release.evaluation
+        path = champion.champion_file(evaluation["profile"], root / args.deploy_dir)
+        record = champion.Champion(
+            accuracy=float(evaluation["accuracy"]),
+            profile=evaluation["profile"],
+            family=evaluation["family"],
+            data_sha256=evaluation["data_sha256"],
+            metrics_digest=release.metrics_digest,
+            recorded_by=champion.RECORDED_BY_PROMOTION,
+            model_version=release.model_version,
+            image=str(release.image),
+        )
+        if not champion.write(path, record):
+            return []
+        print(
+            f"recorded accuracy {record.accuracy:.4f} as the {record.profile} champion in "
+            f"{path.relative_to(root)}"
+        )
+        return [path.relative_to(root)]
+
     # A promotion is a person's decision: it copies what the source runs, whatever the target
     # ran before (an older build included, which is how a rollback is promoted).
-    return _apply(args, target, release_of_source, title, lambda running: None)
+    return _apply(
+        args, target, release_of_source, title, lambda running: None, also=record_champion
+    )
 
 
 def show(args: argparse.Namespace) -> int:
@@ -192,8 +226,10 @@ def _apply(
     release_for: Callable[[Path], Release],
     title: Callable[[Release], str],
     keep: Callable[[Release], str | None],
+    also: Callable[[Path, Release], list[Path]] = lambda root, release: [],
 ) -> int:
     """Write a release into `environment`'s overlay: here, or committed and pushed.
+    `also` writes what goes into the same commit (a champion), relative to the root.
 
     `release_for` reads what to write from the deploy/ tree being changed, once: a retry
     after a concurrent push writes this same release again and never re-reads a source
@@ -210,6 +246,7 @@ def _apply(
             return 0
         changed = overlay.write(release)
         print(f"{environment} {'now runs' if changed else 'already runs'} {release.describe()}")
+        also(Path("."), release)
         return 0
     with _pushable_workspace(args) as workspace:
         release = release_for(workspace.root / args.deploy_dir)
@@ -220,7 +257,8 @@ def _apply(
             kept[:] = [reason] if (reason := keep(overlay.read())) else []
             if kept:
                 return []
-            return [overlay.path.relative_to(root)] if overlay.write(release) else []
+            written = [overlay.path.relative_to(root)] if overlay.write(release) else []
+            return written + also(root, release)
 
         message = _message(title(release), release, environment)
         commit = publish(workspace, edit, message, attempts=args.attempts)
@@ -276,10 +314,11 @@ def _readable_root(args: argparse.Namespace) -> Iterator[Path]:
         yield Path.cwd()
 
 
-def _provenance(args: argparse.Namespace) -> tuple[str, str]:
-    """Model version and metrics digest: from the flags, else from export.json."""
+def _provenance(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
+    """Model version, metrics digest and the evaluation: from the flags, else from
+    export.json (flags carry no evaluation)."""
     if args.model_version is not None and args.metrics_digest is not None:
-        return args.model_version, args.metrics_digest
+        return args.model_version, args.metrics_digest, None
     path = Path(args.export_json)
     if not path.is_file():
         raise GitOpsError(
@@ -299,7 +338,10 @@ def _provenance(args: argparse.Namespace) -> tuple[str, str]:
             f"{path} has no model_version and metrics_digest ({error}): run the export stage "
             "again or pass --model-version and --metrics-digest"
         ) from None
-    return str(model_version), str(metrics_digest)
+    evaluation = exported.get("evaluation")
+    if evaluation is not None:
+        evaluation = champion.evaluation_facts(evaluation, f"{path}'s evaluation")
+    return str(model_version), str(metrics_digest), evaluation
 
 
 def _image_from_env_file(path: Path) -> str:

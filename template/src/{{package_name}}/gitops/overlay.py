@@ -3,7 +3,9 @@
 `deploy/overlays/<env>/kustomization.yaml` holds it in two places that always change
 together: the `images:` entry that replaces the base's placeholder image by
 REPOSITORY@DIGEST, and `commonAnnotations` naming the model version, the digest of the
-metrics that let the model through the quality gate and the CI build that deployed it.
+metrics that let the model through the quality gate, the evaluation itself (accuracy,
+profile, family, data: what a promotion to the last environment records as the champion)
+and the CI build that deployed it.
 Edits are ruamel.yaml round trips, so the comments, key order and quoting a person wrote
 survive, and writing what is already there leaves the file unchanged byte for byte.
 """
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..champion import evaluation_facts
 from ..errors import StageError
 from ..oci import DIGEST_PATTERN, REFERENCE_PATTERN
 from .build import Build
@@ -30,6 +34,8 @@ MODEL_VERSION_ANNOTATION = "modelyard.io/model-version"
 METRICS_DIGEST_ANNOTATION = "modelyard.io/metrics-digest"
 # The CI build that deployed it (gitops/build.py), absent after a deploy by hand.
 BUILD_ANNOTATION = "modelyard.io/build"
+# The gate's evaluation of the model, as compact JSON (champion.EVALUATION_KEYS).
+EVALUATION_ANNOTATION = "modelyard.io/evaluation"
 
 _ENVIRONMENT = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 # Model versions ("0.1.0+g1a2b3c4d5e6f") and metrics digests ("sha256:..."): one token.
@@ -86,6 +92,9 @@ class Release:
     model_version: str
     metrics_digest: str
     build: Build | None = None
+    # The evaluation that let it through the gate (champion.EVALUATION_KEYS); None for
+    # releases deployed before evaluations were recorded, or by hand.
+    evaluation: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("model_version", "metrics_digest"):
@@ -95,6 +104,8 @@ class Release:
                     f"{name.replace('_', ' ')} {value!r} must be one token of letters, digits "
                     "and . _ : + - (at most 200 characters), e.g. 0.1.0+g1a2b3c4d or sha256:..."
                 )
+        if self.evaluation is not None:
+            evaluation_facts(self.evaluation, "the release's evaluation")
 
     @property
     def deployed(self) -> bool:
@@ -149,13 +160,19 @@ class Overlay:
             )
         annotations = self._annotations(document) or {}
         build = annotations.get(BUILD_ANNOTATION)
+        evaluation = annotations.get(EVALUATION_ANNOTATION)
         try:
             return Release(
                 image=ImageReference.parse(f"{repository}@{digest}"),
                 model_version=str(annotations.get(MODEL_VERSION_ANNOTATION, "unreleased")),
                 metrics_digest=str(annotations.get(METRICS_DIGEST_ANNOTATION, "none")),
                 build=None if build is None else Build.parse(str(build)),
+                evaluation=None if evaluation is None else json.loads(str(evaluation)),
             )
+        except ValueError as error:
+            raise OverlayError(
+                f"{self.path}: annotation {EVALUATION_ANNOTATION} is not JSON: {error}"
+            ) from None
         except StageError as error:
             raise OverlayError(f"{self.path}: {error}") from None
 
@@ -178,6 +195,11 @@ class Overlay:
             annotations.pop(BUILD_ANNOTATION, None)
         else:
             _assign(annotations, BUILD_ANNOTATION, str(release.build))
+        if release.evaluation is None:
+            annotations.pop(EVALUATION_ANNOTATION, None)
+        else:
+            compact = json.dumps(release.evaluation, sort_keys=True, separators=(",", ":"))
+            _assign(annotations, EVALUATION_ANNOTATION, compact)
         updated = _dump(document)
         if updated == original:
             return False
