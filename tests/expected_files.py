@@ -10,6 +10,9 @@ from typing import Any
 
 ALWAYS = {
     ".copier-answers.yml",
+    ".dvc/.gitignore",
+    ".dvc/config",
+    ".dvcignore",
     ".dockerignore",
     ".gitignore",
     ".yamllint.yaml",
@@ -50,6 +53,7 @@ ALWAYS = {
     "tests/serving_fixtures.py",
     "tests/test_config.py",
     "tests/test_data.py",
+    "tests/test_datasets.py",
     "tests/test_distributed.py",
     "tests/test_download.py",
     "tests/test_gate.py",
@@ -82,6 +86,7 @@ PACKAGE_MODULES = {
     "cli.py",
     "config.py",
     "data.py",
+    "datasets.py",
     "download.py",
     "drift.py",
     "errors.py",
@@ -126,6 +131,7 @@ PACKAGE_MODULES = {
 FAMILY_FILES = {
     "image-cnn": {
         "src/{package}/families/image_cnn/__init__.py",
+        "src/{package}/families/image_cnn/cifar10.py",
         "src/{package}/families/image_cnn/image_folder.py",
         "src/{package}/families/image_cnn/layout.py",
         "src/{package}/families/image_cnn/model.py",
@@ -138,6 +144,7 @@ FAMILY_FILES = {
         "src/{package}/families/sequence_rnn/model.py",
         "src/{package}/families/sequence_rnn/sensor_csv.py",
         "src/{package}/families/sequence_rnn/synthetic.py",
+        "src/{package}/families/sequence_rnn/uci_har.py",
         "tests/test_family_sequence_rnn.py",
     },
     "text-transformer": {
@@ -145,6 +152,7 @@ FAMILY_FILES = {
         "src/{package}/families/text_transformer/encoder.py",
         "src/{package}/families/text_transformer/layout.py",
         "src/{package}/families/text_transformer/model.py",
+        "src/{package}/families/text_transformer/public_datasets.py",
         "src/{package}/families/text_transformer/synthetic.py",
         "src/{package}/families/text_transformer/text_table.py",
         "tests/test_family_text_transformer.py",

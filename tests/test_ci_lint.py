@@ -108,6 +108,14 @@ def test_credentials_reach_only_the_step_that_uses_them_and_no_checkout_keeps_on
                         "GITOPS_TOKEN": "${{ secrets.GITOPS_TOKEN || secrets.GITHUB_TOKEN }}",
                     }
                     assert job["permissions"]["contents"] == "write"
+                elif step.get("id") == name and " data pull " in step["run"]:
+                    # train, evaluate, export: the DVC remote's S3 keys, nothing else, and no
+                    # token scope beyond reading the repository.
+                    assert step_env == {
+                        "AWS_ACCESS_KEY_ID": "${{ secrets.AWS_ACCESS_KEY_ID }}",
+                        "AWS_SECRET_ACCESS_KEY": "${{ secrets.AWS_SECRET_ACCESS_KEY }}",
+                    }
+                    assert job.get("permissions", {}) in ({}, {"contents": "read"})
                 else:
                     assert not any("secrets." in str(v) for v in step_env.values()), (name, step)
     gitlab = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())

@@ -536,7 +536,7 @@ def test_image_metadata(built: Built) -> None:
 
 @pytest.mark.container
 def test_container_serves_like_onnxruntime_in_process(built: Built) -> None:
-    expected = onnxruntime_reference(built.python, built.repo, batch=4, seed=11)
+    expected = onnxruntime_reference(built.python, built.repo, "fraud_detector", batch=4, seed=11)
     port = free_port()
     # No --user: the image's own user must be non-root. Only /tmp is writable.
     container = podman(
@@ -554,11 +554,7 @@ def test_container_serves_like_onnxruntime_in_process(built: Built) -> None:
         assert podman("healthcheck", "run", container, check=False).returncode == 0
 
         answer = infer_json(
-            base_url,
-            built.export["model_name"],
-            expected["shape"],
-            expected["data"],
-            request_id="image-parity",
+            base_url, built.export["model_name"], expected["tensor"], request_id="image-parity"
         )
         logits = output_named(answer)
         rows = expected["logits"]

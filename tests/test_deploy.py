@@ -30,7 +30,14 @@ import pytest
 import yaml
 from k8s import kustomize, validate
 
-from modelyard.probe import free_port, infer_json, output_named, status_of, wait_until_ready
+from modelyard.probe import (
+    fp32_tensor,
+    free_port,
+    infer_json,
+    output_named,
+    status_of,
+    wait_until_ready,
+)
 from modelyard.questions import load_questions
 
 from ci_tools import tool, tool_env
@@ -488,7 +495,8 @@ def _tiny_onnx_model(
     drift = runpy.run_path(str(drift_module))
     samples = np.random.default_rng(0).random((500, channels, height, width), np.float32)
     logits = samples.reshape(500, -1) @ np.full((channels * height * width, classes), 0.01)
-    reference = drift["build_reference"](samples, logits, "input", 1)
+    summary = drift["InputSummary"]("axis-mean", axis=1)
+    reference = drift["build_reference"](samples, logits, "input", summary)
 
     features = channels * height * width
     graph = helper.make_graph(
@@ -556,7 +564,8 @@ def test_the_server_answers_the_probes_and_exports_what_the_alerts_query(default
         for name in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert status_of(base + container[name]["httpGet"]["path"]) == 200, name
         shape = [1, channels, height, width]
-        answer = infer_json(base, answers["repo_slug"], shape, [0.5] * math.prod(shape))
+        tensor = fp32_tensor(shape, [0.5] * math.prod(shape))
+        answer = infer_json(base, answers["repo_slug"], tensor)
         assert output_named(answer)["shape"] == [1, answers["num_classes"]]
         status, exposition = _get(base + "/metrics")
         assert status == 200

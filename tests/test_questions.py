@@ -33,7 +33,7 @@ BAD_ANSWERS = [
     ({"input_shape": "3x32"}, "must be CxHxW"),
     ({"input_shape": "4x32x32"}, "image models take 1 (grayscale) or 3 (RGB)"),
     ({"input_shape": "3x4x4"}, "height and width must be between 8 and 512"),
-    ({"model_family": "sequence-rnn", "input_shape": "3x32x32"}, "must be TxF, time steps x features"),
+    ({"model_family": "sequence-rnn", "input_shape": "3x32x32"}, "must be TxF, time steps x"),
     ({"model_family": "sequence-rnn", "input_shape": "1x9"}, "a window has between 2 and 10000"),
     ({"model_family": "sequence-rnn", "input_shape": "128x2000"}, "at most 1024 features"),
     ({"model_family": "text-transformer", "input_shape": "128x9"}, "must be one positive integer"),

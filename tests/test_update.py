@@ -19,7 +19,7 @@ SMOKE = "configs/smoke.yaml"
 
 @pytest.fixture
 def template_repo(tmp_path: Path) -> Path:
-    """The template as a git repo with two releases: v1.0.0, then v1.1.0 with 4 epochs."""
+    """The template as a git repo with two releases: v1.0.0, then v1.1.0 with more weight decay."""
     repo = tmp_path / "template-repo"
     shutil.copytree(TEMPLATE_DIR, repo / "template")
     shutil.copy(COPIER_YML, repo / "copier.yml")
@@ -28,9 +28,9 @@ def template_repo(tmp_path: Path) -> Path:
     git("tag", "v1.0.0", cwd=repo)
     smoke = repo / "template" / f"{SMOKE}.jinja"
     text = smoke.read_text()
-    assert "  epochs: 3\n" in text
-    smoke.write_text(text.replace("  epochs: 3\n", "  epochs: 4\n"))
-    commit_all(repo, "v1.1: one more smoke epoch")
+    assert "  weight_decay: 0.0001\n" in text
+    smoke.write_text(text.replace("  weight_decay: 0.0001\n", "  weight_decay: 0.0002\n"))
+    commit_all(repo, "v1.1: more smoke weight decay")
     git("tag", "v1.1.0", cwd=repo)
     return repo
 
@@ -75,7 +75,7 @@ def test_update_brings_template_changes_and_keeps_user_edits(template_repo, tmp_
     update(repo, vcs_ref="v1.1.0")
 
     smoke = (repo / SMOKE).read_text()
-    assert "  epochs: 4\n" in smoke
+    assert "  weight_decay: 0.0002\n" in smoke
     assert "seed: 42  # our lucky seed\n" in smoke
     # The result is exactly a fresh v1.1.0 render plus the user's edit.
     fresh = _generate(template_repo, tmp_path / "fresh", "v1.1.0")
@@ -90,25 +90,29 @@ def test_conflicting_update_fails_naming_the_file_and_loses_nothing(
     repo = _generate(template_repo, tmp_path / "model", "v1.0.0")
     git("init", "-q", "-b", "main", cwd=repo)
     commit_all(repo, "generated")
-    _edit(repo, "  epochs: 3\n", "  epochs: 5\n")
-    commit_all(repo, "train longer")
+    _edit(repo, "  weight_decay: 0.0001\n", "  weight_decay: 0.0005\n")
+    commit_all(repo, "regularise harder")
 
     with pytest.raises(UpdateError, match=f"conflicts with local edits in: {SMOKE}"):
         update(repo, vcs_ref="v1.1.0")
     smoke = (repo / SMOKE).read_text()
-    assert "<<<<<<<" in smoke and "  epochs: 5\n" in smoke and "  epochs: 4\n" in smoke
+    assert (
+        "<<<<<<<" in smoke
+        and "  weight_decay: 0.0005\n" in smoke
+        and "  weight_decay: 0.0002\n" in smoke
+    )
     # The user's version is still committed; abandoning the update restores it.
-    assert "  epochs: 5\n" in git("show", f"HEAD:{SMOKE}", cwd=repo)
+    assert "  weight_decay: 0.0005\n" in git("show", f"HEAD:{SMOKE}", cwd=repo)
 
 
 def test_update_refuses_a_dirty_repository(template_repo, tmp_path) -> None:
     repo = _generate(template_repo, tmp_path / "model", "v1.0.0")
     git("init", "-q", "-b", "main", cwd=repo)
     commit_all(repo, "generated")
-    _edit(repo, "  epochs: 3\n", "  epochs: 6\n")
+    _edit(repo, "  weight_decay: 0.0001\n", "  weight_decay: 0.0006\n")
     with pytest.raises(UpdateError, match="dirty"):
         update(repo, vcs_ref="v1.1.0")
-    assert "  epochs: 6\n" in (repo / SMOKE).read_text()
+    assert "  weight_decay: 0.0006\n" in (repo / SMOKE).read_text()
 
 
 def test_update_of_a_folder_not_generated_by_copier_is_refused(tmp_path) -> None:

@@ -164,17 +164,17 @@ def published(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _release_next(work: Path, bare: Path) -> None:
-    """Release N+1: the smoke profile is renamed and trains one more epoch."""
+    """Release N+1: the smoke profile is renamed and has more weight decay."""
     old = work / "template" / f"{SMOKE}.jinja"
     text = old.read_text()
-    assert "  epochs: 3\n" in text
+    assert "  weight_decay: 0.0001\n" in text
     git("mv", f"template/{SMOKE}.jinja", f"template/{RENAMED}.jinja", cwd=work)
     (work / "template" / f"{RENAMED}.jinja").write_text(
-        text.replace("  epochs: 3\n", "  epochs: 4\n")
+        text.replace("  weight_decay: 0.0001\n", "  weight_decay: 0.0002\n")
     )
     copier_yml = work / "copier.yml"
     copier_yml.write_text(copier_yml.read_text() + MIGRATION)
-    commit_all(work, f"release {NEXT_RELEASE}: rename the smoke profile, one more epoch")
+    commit_all(work, f"release {NEXT_RELEASE}: rename the smoke profile, more weight decay")
     git("tag", NEXT_RELEASE, cwd=work)
     git("push", "-q", "--tags", str(bare), "main", cwd=work)
 
@@ -217,7 +217,7 @@ def test_update_follows_the_recorded_url_and_migrates_a_rename(
     assert not (repo / SMOKE).exists()
     renamed = (repo / RENAMED).read_text()
     assert "seed: 42  # ours\n" in renamed  # the user's edit moved with the file
-    assert "  epochs: 4\n" in renamed  # and the release's own change arrived
+    assert "  weight_decay: 0.0002\n" in renamed  # and the release's own change arrived
     assert "<<<<<<<" not in renamed
     assert _answers(repo)["_commit"] == NEXT_RELEASE
     assert _answers(repo)["_src_path"] == published[0].as_uri()
@@ -240,7 +240,12 @@ def test_update_across_a_migration_needs_trust_and_changes_nothing_without(
 def test_conflicting_edit_across_a_rename_is_reported_naming_the_file(
     wheel_modelyard: Path, published: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    repo = _generated(wheel_modelyard, published, tmp_path, ("  epochs: 3\n", "  epochs: 9\n"))
+    repo = _generated(
+        wheel_modelyard,
+        published,
+        tmp_path,
+        ("  weight_decay: 0.0001\n", "  weight_decay: 0.0009\n"),
+    )
 
     result = _update(wheel_modelyard, repo, "--trust")
 
@@ -248,6 +253,6 @@ def test_conflicting_edit_across_a_rename_is_reported_naming_the_file(
     assert f"the update conflicts with local edits in: {RENAMED}" in result.stderr
     renamed = (repo / RENAMED).read_text()
     assert "<<<<<<< before updating" in renamed
-    assert "  epochs: 9\n" in renamed and "  epochs: 4\n" in renamed
+    assert "  weight_decay: 0.0009\n" in renamed and "  weight_decay: 0.0002\n" in renamed
     # Nothing is lost: the user's version is still committed.
-    assert "  epochs: 9\n" in git("show", f"HEAD:{SMOKE}", cwd=repo)
+    assert "  weight_decay: 0.0009\n" in git("show", f"HEAD:{SMOKE}", cwd=repo)

@@ -8,10 +8,8 @@ tests and answers an inference over HTTP, without any CI system.
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import time
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 import yaml
 
 from .new import ANSWERS_FILE, generate
-from .probe import ProbeError, infer_json, local_server, output_named
+from .probe import ProbeError, infer_json, local_server, onnxruntime_reference, output_named
 from .venv import install_repo, venv_python
 
 
@@ -39,13 +37,12 @@ def _step(title: str, command: Sequence[str], cwd: Path) -> float:
 
 
 def _infer_over_http(python: Path, repo: Path, package: str, model_name: str) -> dict[str, Any]:
-    """Start the server, send one JSON inference, stop it; return the response."""
+    """Start the server, send one JSON inference of the kind the model takes (a tensor, or
+    text), stop it; return the response."""
     try:
+        request = onnxruntime_reference(python, repo, package, batch=1, seed=0)
         with local_server(python, repo, package, "artifacts/model.onnx") as base:
-            with urllib.request.urlopen(f"{base}/v2/models/{model_name}", timeout=5) as reply:
-                metadata = json.load(reply)
-            shape = [1, *metadata["inputs"][0]["shape"][1:]]
-            return infer_json(base, model_name, shape, [0.5] * math.prod(shape))
+            return infer_json(base, model_name, request["tensor"])
     except ProbeError as error:
         raise DemoError(str(error)) from error
 

@@ -37,7 +37,11 @@ ACTIONS = {
 RUNNER = "ubuntu-24.04"
 
 # Jobs get only the token scopes they use; the workflow default is contents: read.
-CREDENTIAL_PERMISSIONS = {"registry": {"packages": "write"}, "git": {"contents": "write"}}
+CREDENTIAL_PERMISSIONS: dict[str, dict[str, str]] = {
+    "registry": {"packages": "write"},
+    "git": {"contents": "write"},
+    "data": {},
+}
 # Credentials go into the environment of the one step that uses them, never into that of
 # the install step (which runs third-party code) nor into .git/config (checkout keeps no
 # token: persist-credentials is false in every job).
@@ -47,6 +51,9 @@ CREDENTIAL_PERMISSIONS = {"registry": {"packages": "write"}, "git": {"contents":
 # - git: the GITOPS_TOKEN secret (a token that may push to the config repository the
 #   GITOPS_REPO_URL variable names), else the job token for this repository; gitops hands
 #   it to git's password prompt only.
+# - data: the DVC remote's S3 keys, from the repository's AWS_* secrets (empty while there
+#   are none: a synthetic profile or a folder remote needs none). GCS and Azure remotes
+#   get theirs from an auth step the README describes.
 CREDENTIAL_ENV = {
     "registry": {
         "REGISTRY_HOST": "${{ secrets.REGISTRY_PASSWORD && vars.REGISTRY_HOST || 'ghcr.io' }}",
@@ -54,6 +61,10 @@ CREDENTIAL_ENV = {
             "${{ secrets.REGISTRY_PASSWORD && secrets.REGISTRY_USERNAME || github.actor }}"
         ),
         "REGISTRY_PASSWORD": "${{ secrets.REGISTRY_PASSWORD || secrets.GITHUB_TOKEN }}",
+    },
+    "data": {
+        "AWS_ACCESS_KEY_ID": "${{ secrets.AWS_ACCESS_KEY_ID }}",
+        "AWS_SECRET_ACCESS_KEY": "${{ secrets.AWS_SECRET_ACCESS_KEY }}",
     },
     "git": {
         "GITOPS_REPO_URL": "${{ vars.GITOPS_REPO_URL }}",

@@ -58,6 +58,10 @@ CREDENTIAL_VARIABLES: dict[str, dict[str, str]] = {
         "REGISTRY_PASSWORD": "$CI_REGISTRY_PASSWORD",
     },
     "git": {},
+    # The DVC remote's credentials are project CI/CD variables (AWS_ACCESS_KEY_ID, ...; a
+    # file variable GOOGLE_APPLICATION_CREDENTIALS for GCS), which every job gets as they
+    # are: nothing to map.
+    "data": {},
 }
 
 

@@ -32,6 +32,10 @@ CREDENTIAL_BINDINGS = {
     "registry": "usernamePassword(credentialsId: 'registry', "
     "usernameVariable: 'REGISTRY_USERNAME', passwordVariable: 'REGISTRY_PASSWORD')",
     "git": "gitUsernamePassword(credentialsId: 'gitops-git', gitToolName: 'Default')",
+    # None: a binding of a credential that does not exist fails the build, and a smoke
+    # profile needs none. The DVC remote's credentials come from the agent's environment
+    # (AWS_*, GOOGLE_APPLICATION_CREDENTIALS; README, Data).
+    "data": None,
 }
 
 _JINJA_EXPRESSION = re.compile(r"(\{\{.*?\}\}|\{%.*?%\})")
@@ -96,7 +100,9 @@ def stage_commands(pipeline: Pipeline, stage: Stage) -> list[Call]:
         Call("sh", groovy_string(prefix + ci_jinja.command(pipeline, stage, line)))
         for line in stage.run
     ]
-    bindings = [CREDENTIAL_BINDINGS[kind] for kind in stage.credentials]
+    bindings = [
+        binding for kind in stage.credentials if (binding := CREDENTIAL_BINDINGS[kind]) is not None
+    ]
     if bindings:
         return [Call("withCredentials", f"([{', '.join(bindings)}])", block=commands)]
     return commands

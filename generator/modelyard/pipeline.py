@@ -39,7 +39,7 @@ RUNS_ON = {
     "release": {"default-branch", "tag"},
     "manual": {"default-branch"},
 }
-CREDENTIAL_KINDS = ("registry", "git")
+CREDENTIAL_KINDS = ("registry", "git", "data")
 # Runner classes a stage may ask for with `runner:`. Each is off until the repository names
 # its label in the Copier answer `<class>_runner_label`; until then the stage runs on the
 # default runner like every other.

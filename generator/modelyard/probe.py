@@ -44,18 +44,20 @@ def wait_until_ready(base_url: str, still_running: Callable[[], bool], seconds: 
         time.sleep(0.1)
 
 
+def fp32_tensor(shape: list[int], data: list[float], name: str = "input") -> dict[str, Any]:
+    """One FP32 input tensor of an Open Inference Protocol JSON request."""
+    return {"name": name, "shape": shape, "datatype": "FP32", "data": data}
+
+
 def infer_json(
     base_url: str,
     model_name: str,
-    shape: list[int],
-    data: list[float],
-    input_name: str = "input",
+    tensor: dict[str, Any],
     request_id: str | None = None,
 ) -> dict[str, Any]:
-    """POST one FP32 tensor as Open Inference Protocol JSON; return the decoded answer."""
-    body: dict[str, Any] = {
-        "inputs": [{"name": input_name, "shape": shape, "datatype": "FP32", "data": data}]
-    }
+    """POST one input tensor ({name, shape, datatype, data}) as Open Inference Protocol
+    JSON; return the decoded answer."""
+    body: dict[str, Any] = {"inputs": [tensor]}
     if request_id is not None:
         body["id"] = request_id
     request = urllib.request.Request(
@@ -75,24 +77,47 @@ def output_named(answer: dict[str, Any], name: str = "logits") -> dict[str, Any]
     return output
 
 
-# Runs in the generated repository's own environment (it has onnxruntime; the caller may
-# not): seeded inputs and what onnxruntime computes for them in-process.
+# Runs in the generated repository's own environment (it has onnxruntime and the package;
+# the caller may have neither): a seeded request of the kind the model's server takes, and
+# what onnxruntime computes for it in-process. Images and series are FP32 tensors (a
+# dynamic sequence axis gets 20 steps); a text model takes strings, which the reference
+# tokenizes with the tokenizer the model carries, as the server does.
 _REFERENCE_SCRIPT = """
-import json, sys
+import importlib, json, sys
 import numpy as np, onnxruntime as ort
-batch, seed = int(sys.argv[1]), int(sys.argv[2])
+batch, seed, package = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 session = ort.InferenceSession("artifacts/model.onnx", providers=["CPUExecutionProvider"])
-shape = [batch] + list(session.get_inputs()[0].shape[1:])
-x = np.random.default_rng(seed).random(shape, dtype=np.float32)
-(logits,) = session.run(["logits"], {"input": x})
-print(json.dumps({"shape": shape, "data": x.ravel().tolist(), "logits": logits.tolist()}))
+model_input = session.get_inputs()[0]
+metadata = session.get_modelmeta().custom_metadata_map
+rng = np.random.default_rng(seed)
+if "input_encoder" in metadata:
+    tokenization = importlib.import_module(package + ".tokenization")
+    encoder = json.loads(metadata["input_encoder"])
+    tokenizer = tokenization.load_tokenizer(encoder["tokenizer"], encoder["max_length"])
+    words = ["the", "film", "was", "good", "bad", "plot", "kalo", "mine", "rusa", "vota"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(2, 12)))) for _ in range(batch)]
+    logits = np.concatenate([
+        session.run(["logits"], {model_input.name: tokenization.encode(tokenizer, [text])})[0]
+        for text in texts
+    ])
+    tensor = {"name": "text", "shape": [batch], "datatype": "BYTES", "data": texts}
+else:
+    shape = [batch] + [size if isinstance(size, int) else 20 for size in model_input.shape[1:]]
+    x = rng.random(shape, dtype=np.float32)
+    (logits,) = session.run(["logits"], {model_input.name: x})
+    data = x.ravel().tolist()
+    tensor = {"name": model_input.name, "shape": shape, "datatype": "FP32", "data": data}
+print(json.dumps({"tensor": tensor, "logits": logits.tolist()}))
 """
 
 
-def onnxruntime_reference(python: Path, repo: Path, batch: int, seed: int) -> dict[str, Any]:
-    """{shape, data, logits}: seeded inputs and repo/artifacts/model.onnx's answer to them."""
+def onnxruntime_reference(
+    python: Path, repo: Path, package: str, batch: int, seed: int
+) -> dict[str, Any]:
+    """{tensor, logits}: a seeded request tensor for the server of repo/artifacts/model.onnx
+    and what onnxruntime computes for it in-process."""
     result = subprocess.run(
-        [str(python), "-c", _REFERENCE_SCRIPT, str(batch), str(seed)],
+        [str(python), "-c", _REFERENCE_SCRIPT, str(batch), str(seed), package],
         cwd=repo,
         capture_output=True,
         text=True,

@@ -85,10 +85,17 @@ def _cmd_data_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_data_download_cifar10(args: argparse.Namespace) -> int:
-    from . import download
+def _cmd_data_pull(args: argparse.Namespace) -> int:
+    from . import datasets
 
-    download.download_cifar10(args.out)
+    datasets.run(_load(args))
+    return 0
+
+
+def _cmd_data_download(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    args.dataset.download(Path(args.out), args.url)
     return 0
 
 
@@ -179,11 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(handler=_cmd_data_synthesize)
     _add_config_arguments(synth)
     synth.add_argument("--out", default="data/synthetic.npz")
-    cifar = data_commands.add_parser(
-        "download-cifar10", help="download CIFAR-10 and convert it to .npz (needs internet)"
+    pull = data_commands.add_parser(
+        "pull", help="fetch the profile's dataset with DVC (or check the local copy)"
     )
-    cifar.set_defaults(handler=_cmd_data_download_cifar10)
-    cifar.add_argument("--out", default="data/cifar10.npz")
+    pull.set_defaults(handler=_cmd_data_pull)
+    _add_config_arguments(pull)
+    from .families import FAMILY_MODULES, get_family
+
+    for family_name in FAMILY_MODULES:
+        for dataset in get_family(family_name).public_datasets:
+            download = data_commands.add_parser(
+                f"download-{dataset.name}",
+                help=f"download {dataset.description} (needs internet)",
+            )
+            download.set_defaults(handler=_cmd_data_download, dataset=dataset)
+            download.add_argument("--out", default=dataset.default_out)
+            download.add_argument("--url", help="fetch from this mirror instead (checked the same)")
 
     for name, handler, help_text in (
         ("build-image", _cmd_build_image, "build the serving image (no torch) from artifacts/"),

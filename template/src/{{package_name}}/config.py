@@ -14,8 +14,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .champion import champion_file
 from .errors import StageError
 
@@ -144,6 +142,9 @@ _PINNED_IMAGE = re.compile(r"\A[^\s@]+@sha256:[0-9a-f]{64}\Z")
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read a profile, apply `section.key=value` overrides, validate, return it typed."""
+    # Imported here: the image and GitOps jobs build the command line without PyYAML.
+    import yaml
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (profiles live in configs/*.yaml)")
@@ -174,6 +175,8 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {override!r}: {part} is not a section")
+    import yaml
+
     # YAML parsing gives numbers, booleans, lists and null their natural types.
     node[leaf] = yaml.safe_load(value)
 

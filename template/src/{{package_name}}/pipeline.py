@@ -1,4 +1,5 @@
-"""train -> evaluate -> export -> verify, in order, as CI runs them, stopping at a failure.
+"""data -> train -> evaluate -> export -> verify, in order, as CI runs them, stopping at a
+failure (`data` pulls the profile's dataset with DVC, datasets.py).
 
 A failed quality gate stops the pipeline before export, so an ungated model never becomes
 an ONNX file. Prints each stage's name and wall time.
@@ -31,9 +32,10 @@ def run_train(config: Config) -> dict[str, Any]:
 
 def stages() -> list[Stage]:
     """The local pipeline; imported here so `python -m <package> --help` stays fast."""
-    from . import evaluate, export, verify
+    from . import datasets, evaluate, export, verify
 
     return [
+        ("data", datasets.run),
         ("train", run_train),
         ("evaluate", evaluate.run),
         ("export", export.run),

@@ -94,6 +94,18 @@ class ModelInput:
 
 
 @dataclasses.dataclass(frozen=True)
+class PublicDataset:
+    """A public dataset the family trains on: `python -m <package> data download-<name>`
+    fetches it (download.py) and converts it to a format `data.source` reads."""
+
+    name: str  # the command is download-<name>
+    default_out: str  # where the converted dataset goes, e.g. data/cifar10.npz
+    description: str
+    # (out, URL to fetch from instead of the publisher's: a mirror) -> out
+    download: Callable[[Path, str | None], Path]
+
+
+@dataclasses.dataclass(frozen=True)
 class Family:
     """One model family: its `model.family` name and the things only it knows."""
 
@@ -120,6 +132,8 @@ class Family:
     build_model: Callable[[ModelConfig, InputEncoder, Examples | None], torch.nn.Module]
     # How drift monitoring summarises a model input sample (drift.py).
     input_summary: Callable[[InputEncoder], InputSummary]
+    # Public datasets to train on, for real runs (the default profile names the first).
+    public_datasets: tuple[PublicDataset, ...] = ()
 
 
 class ArrayEncoder:

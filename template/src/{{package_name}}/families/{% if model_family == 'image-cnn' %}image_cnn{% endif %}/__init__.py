@@ -11,10 +11,12 @@ from ..interface import (
     Family,
     InputEncoder,
     ModelInput,
+    PublicDataset,
     fit_array_encoder,
     restore_array_encoder,
     uniform_input,
 )
+from .cifar10 import download_cifar10
 from .image_folder import load_image_folder
 from .layout import image_shape, prepare_array
 from .synthetic import synthetic_examples
@@ -53,4 +55,12 @@ FAMILY = Family(
     model_input=model_input,
     build_model=build_model,
     input_summary=input_summary,
+    public_datasets=(
+        PublicDataset(
+            "cifar10",
+            "data/cifar10.npz",
+            "CIFAR-10 (60000 32x32 colour images, 10 classes; about 163 MiB) as .npz",
+            download_cifar10,
+        ),
+    ),
 )

@@ -11,6 +11,7 @@ from ..interface import (
     Family,
     InputEncoder,
     ModelInput,
+    PublicDataset,
     fit_array_encoder,
     restore_array_encoder,
     uniform_input,
@@ -18,6 +19,7 @@ from ..interface import (
 from .layout import prepare_array, series_shape
 from .sensor_csv import load_sensor_csv
 from .synthetic import synthetic_examples
+from .uci_har import download_uci_har
 
 if TYPE_CHECKING:
     from ...config import ModelConfig
@@ -54,4 +56,12 @@ FAMILY = Family(
     model_input=model_input,
     build_model=build_model,
     input_summary=input_summary,
+    public_datasets=(
+        PublicDataset(
+            "uci-har",
+            "data/uci-har.npz",
+            "UCI HAR (10299 windows of 128 steps x 9 sensors, 6 activities; 60 MiB) as .npz",
+            download_uci_har,
+        ),
+    ),
 )

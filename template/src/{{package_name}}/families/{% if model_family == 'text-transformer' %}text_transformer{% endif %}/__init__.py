@@ -9,9 +9,10 @@ import numpy as np
 
 from ... import tokenization
 from ...drift import InputSummary
-from ..interface import Examples, Family, InputEncoder, ModelInput
+from ..interface import Examples, Family, InputEncoder, ModelInput, PublicDataset
 from .encoder import INPUT_NAME, TextEncoder, fit_text_encoder, restore_text_encoder
 from .layout import max_tokens, prepare_array
+from .public_datasets import download_imdb, download_sst2
 from .synthetic import synthetic_examples
 from .text_table import load_text_table
 
@@ -62,4 +63,18 @@ FAMILY = Family(
     model_input=model_input,
     build_model=build_model,
     input_summary=input_summary,
+    public_datasets=(
+        PublicDataset(
+            "sst2",
+            "data/sst2.tsv",
+            "SST-2 (68221 labelled movie-review sentences, 2 classes; 7 MiB) as a text table",
+            download_sst2,
+        ),
+        PublicDataset(
+            "imdb",
+            "data/imdb.tsv",
+            "IMDB (50000 labelled movie reviews, 2 classes; 84 MiB) as a text table",
+            download_imdb,
+        ),
+    ),
 )
