@@ -1,7 +1,11 @@
 """Server settings: environment variables (how a container is configured), command line
 flags overriding them (how a person on a laptop configures it).
 
-A bad value is a one-line error naming the variable or flag, never a traceback.
+One typed class read from the environment with pydantic-settings (`env_prefix="SERVER_"`,
+as MLServer's settings do): SERVER_PORT sets `port`. Flags keep their own short names
+(`--model`) and win over the environment. Every value, from either, goes through the
+field's parser below, so a bad value is a one-line error naming the variable or flag and
+what is wrong, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +16,15 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from .. import MODEL_NAME
 from ..errors import StageError
@@ -36,8 +49,12 @@ class SettingsError(StageError):
     """An environment variable or flag has a value the server cannot use."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
+ENV_PREFIX = "SERVER_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
     host: str = "0.0.0.0"
     port: int = 8080
     model_path: Path = Path("artifacts/model.onnx")
@@ -47,7 +64,7 @@ class Settings:
     intra_op_threads: int = 1
     # Inferences running at once, on threads of their own. One per core the container
     # may use: more only time-slice the cores and stretch the tail.
-    inference_workers: int = dataclasses.field(default_factory=lambda: usable_cpus())
+    inference_workers: int = Field(default_factory=lambda: usable_cpus())
     # Complete requests waiting for a worker, first in first out; beyond it: 503.
     max_queue: int = 64
     # Adaptive batching (batching.py), opt-in: queued requests coalesced into one run of
@@ -70,15 +87,41 @@ class Settings:
     log_level: str = "info"
     log_sample_rate: float = 0.0
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _parse_text(cls, value: Any, info: Any) -> Any:
+        """Text (an environment variable, a flag) through the field's parser; values
+        given in code are taken as they are."""
+        if isinstance(value, str):
+            return PARSERS[info.field_name](value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `load_settings` reads the environment it is given (the process's, or a test's)
+        # through `_environment_values`; constructing Settings reads only its arguments.
+        return (init_settings,)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Option:
     field: str
-    env: str
     flag: str
     parse: Callable[[str], object]
     metavar: str
     help: str
+
+    @property
+    def env(self) -> str:
+        """The variable pydantic-settings reads the field from."""
+        return ENV_PREFIX + self.field.upper()
 
 
 def _integer(text: str) -> int:
@@ -154,12 +197,11 @@ def _non_empty(text: str) -> str:
 
 
 OPTIONS: tuple[_Option, ...] = (
-    _Option("host", "SERVER_HOST", "--host", _non_empty, "ADDRESS", "address to listen on"),
-    _Option("port", "SERVER_PORT", "--port", _port, "PORT", "TCP port (0 picks a free one)"),
-    _Option("model_path", "SERVER_MODEL_PATH", "--model", Path, "PATH", "ONNX model file"),
+    _Option("host", "--host", _non_empty, "ADDRESS", "address to listen on"),
+    _Option("port", "--port", _port, "PORT", "TCP port (0 picks a free one)"),
+    _Option("model_path", "--model", Path, "PATH", "ONNX model file"),
     _Option(
         "model_name",
-        "SERVER_MODEL_NAME",
         "--model-name",
         _non_empty,
         "NAME",
@@ -167,7 +209,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "intra_op_threads",
-        "SERVER_INTRA_OP_THREADS",
         "--intra-op-threads",
         _positive_int,
         "N",
@@ -175,7 +216,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "inference_workers",
-        "SERVER_INFERENCE_WORKERS",
         "--inference-workers",
         _positive_int,
         "N",
@@ -183,7 +223,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "max_queue",
-        "SERVER_MAX_QUEUE",
         "--max-queue",
         _non_negative_int,
         "N",
@@ -191,7 +230,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "max_batch_size",
-        "SERVER_MAX_BATCH_SIZE",
         "--max-batch-size",
         _positive_int,
         "ROWS",
@@ -199,7 +237,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "max_batch_delay_seconds",
-        "SERVER_MAX_BATCH_DELAY_SECONDS",
         "--max-batch-delay-seconds",
         _non_negative_seconds,
         "SECONDS",
@@ -207,7 +244,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "max_json_body_bytes",
-        "SERVER_MAX_JSON_BODY_BYTES",
         "--max-json-body-bytes",
         _positive_int,
         "BYTES",
@@ -215,7 +251,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "max_binary_body_bytes",
-        "SERVER_MAX_BINARY_BODY_BYTES",
         "--max-binary-body-bytes",
         _positive_int,
         "BYTES",
@@ -223,7 +258,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "memory_limit_bytes",
-        "SERVER_MEMORY_LIMIT_BYTES",
         "--memory-limit-bytes",
         _positive_int,
         "BYTES",
@@ -231,7 +265,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "request_timeout_seconds",
-        "SERVER_REQUEST_TIMEOUT_SECONDS",
         "--request-timeout-seconds",
         _positive_seconds,
         "SECONDS",
@@ -239,7 +272,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "drain_seconds",
-        "SERVER_DRAIN_SECONDS",
         "--drain-seconds",
         _non_negative_seconds,
         "SECONDS",
@@ -247,7 +279,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "keepalive_seconds",
-        "SERVER_KEEPALIVE_SECONDS",
         "--keepalive-seconds",
         _positive_seconds,
         "SECONDS",
@@ -255,7 +286,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "max_connections",
-        "SERVER_MAX_CONNECTIONS",
         "--max-connections",
         _positive_int,
         "N",
@@ -263,7 +293,6 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "log_level",
-        "SERVER_LOG_LEVEL",
         "--log-level",
         _log_level,
         "LEVEL",
@@ -271,13 +300,15 @@ OPTIONS: tuple[_Option, ...] = (
     ),
     _Option(
         "log_sample_rate",
-        "SERVER_LOG_SAMPLE_RATE",
         "--log-sample-rate",
         _fraction,
         "FRACTION",
         "share of successful requests logged at info (failures always are)",
     ),
 )
+
+PARSERS: dict[str, Callable[[str], object]] = {option.field: option.parse for option in OPTIONS}
+OPTION_OF_FIELD: dict[str, _Option] = {option.field: option for option in OPTIONS}
 
 # Settings that were renamed: a deployment that still sets them gets told, not ignored.
 RENAMED = {
@@ -288,22 +319,16 @@ RENAMED = {
 }
 
 
-def _parse(option: _Option, text: str, source: str) -> object:
-    try:
-        return option.parse(text)
-    except ValueError as error:
-        raise SettingsError(f"{source}={text!r} {error}") from None
-
-
-def _from_environment(environ: Mapping[str, str]) -> dict[str, object]:
+def _environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The SERVER_* variables of `environ`, by field, as pydantic-settings maps them."""
     for old, new in RENAMED.items():
         if old in environ:
             raise SettingsError(f"{old} is no longer read: use {new}")
-    values: dict[str, object] = {}
-    for option in OPTIONS:
-        if option.env in environ:
-            values[option.field] = _parse(option, environ[option.env], option.env)
-    return values
+    # pydantic-settings matches names without regard to case (its default): it lower-cases
+    # the variables it loads, as done here for the mapping given.
+    source = EnvSettingsSource(Settings, env_prefix=ENV_PREFIX)
+    source.env_vars = {name.lower(): value for name, value in environ.items()}
+    return {name: value for name, value in source().items() if name in Settings.model_fields}
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -327,10 +352,19 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 def load_settings(argv: Sequence[str], environ: Mapping[str, str], prog: str = "serve") -> Settings:
     """Defaults, overridden by environment variables, overridden by flags."""
-    values = _from_environment(environ)
+    values = _environment_values(environ)
+    sources = {name: OPTION_OF_FIELD[name].env for name in values}
     flags = vars(_parser(prog).parse_args(list(argv)))
     for option in OPTIONS:
-        text = flags[option.field]
-        if text is not None:
-            values[option.field] = _parse(option, text, option.flag)
-    return Settings(**values)  # type: ignore[arg-type]
+        if flags[option.field] is not None:
+            values[option.field] = flags[option.field]
+            sources[option.field] = option.flag
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        # The first problem, in the words of the field's parser, naming where it came from.
+        (field, *_), message = error.errors()[0]["loc"], error.errors()[0]["msg"]
+        text = values.get(str(field))
+        raise SettingsError(
+            f"{sources.get(str(field), field)}={text!r} {message.removeprefix('Value error, ')}"
+        ) from None
