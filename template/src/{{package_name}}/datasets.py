@@ -27,6 +27,7 @@ import yaml
 
 from .config import Config
 from .errors import DatasetError
+from .provenance import file_hexdigest
 
 # DVC must never phone home from CI (analytics, update checks).
 _DVC_ENVIRONMENT = {"DVC_NO_ANALYTICS": "1", "DVC_IGNORE_UPDATER": "1"}
@@ -104,9 +105,9 @@ def pull(config: Config) -> str:
         raise DatasetError(
             f"`dvc pull {tracked.pointer}` left no {path}: is the pointer's `path` right?"
         )
-    if not tracked.is_folder and _file_md5(path) != tracked.md5:
+    if not tracked.is_folder and (pulled := _file_md5(path)) != tracked.md5:
         raise DatasetError(
-            f"dataset {path} came from the DVC remote with md5 {_file_md5(path)}, not the "
+            f"dataset {path} came from the DVC remote with md5 {pulled}, not the "
             f"{tracked.md5} that {tracked.pointer} records: the remote's copy is corrupt; "
             f"`dvc push` it again from a good copy"
         )
@@ -175,8 +176,5 @@ def _remote_description() -> str:
 
 
 def _file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The md5 DVC records for a file (`hash: md5`): of its content, as it is."""
+    return file_hexdigest(path, lambda: hashlib.md5(usedforsecurity=False))

@@ -25,7 +25,17 @@ import onnx
 import torch
 from torch import nn
 
-from . import MODEL_NAME, artifacts, champion, data, drift, evaluate, modeling, provenance
+from . import (
+    MODEL_NAME,
+    artifacts,
+    champion,
+    data,
+    drift,
+    evaluate,
+    modeling,
+    provenance,
+    tokenization,
+)
 from .config import Config
 from .errors import ArtifactError, GateFailed, StageError
 from .families import ModelInput, get_family
@@ -33,8 +43,6 @@ from .families.interface import SEQUENCE_AXIS
 
 OUTPUT_NAME = "logits"
 BATCH_AXIS = "batch"
-# What the server needs besides the graph to take raw input (a tokenizer), as JSON.
-INPUT_ENCODER_KEY = "input_encoder"
 REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
 
 
@@ -83,7 +91,7 @@ def run(config: Config) -> dict[str, Any]:
         "input_encoder": checkpoint.encoder.serving_metadata(),
     }
     facts["reference_distribution"] = reference_distribution(
-        config, checkpoint, evaluated["data_sha256"]
+        config, checkpoint, model_input.name, evaluated["data_sha256"]
     )
     model_proto = export_onnx(checkpoint.model, model_input, config.export.opset, config.seed)
     set_metadata(model_proto, onnx_metadata(facts))
@@ -103,7 +111,7 @@ def run(config: Config) -> dict[str, Any]:
 
 
 def reference_distribution(
-    config: Config, checkpoint: modeling.Checkpoint, evaluated_data_sha256: str
+    config: Config, checkpoint: modeling.Checkpoint, input_name: str, evaluated_data_sha256: str
 ) -> dict[str, Any]:
     """The training split as drift monitoring sees it (drift.py), from at most
     drift.MAX_REFERENCE_ROWS seeded rows: the server compares live traffic with it."""
@@ -120,12 +128,11 @@ def reference_distribution(
         train = train.subset(np.sort(rows))
     encoder = checkpoint.encoder
     logits = modeling.predict_logits(checkpoint.model.cpu(), train.x, encoder, torch.device("cpu"))
-    family = get_family(checkpoint.model_config.family)
     reference = drift.build_reference(
         encoder.encode(train.x),
         logits,
-        family.model_input(checkpoint.model_config, encoder).name,
-        family.input_summary(encoder),
+        input_name,
+        get_family(checkpoint.model_config.family).input_summary(encoder),
     )
     return json.loads(reference.to_json())
 
@@ -197,7 +204,8 @@ def onnx_metadata(facts: dict[str, Any]) -> dict[str, str]:
         drift.METADATA_KEY: json.dumps(facts["reference_distribution"], separators=(",", ":")),
     }
     if facts["input_encoder"] is not None:
-        metadata[INPUT_ENCODER_KEY] = json.dumps(facts["input_encoder"], ensure_ascii=False)
+        # What the server needs besides the graph to take raw input (a tokenizer).
+        metadata[tokenization.METADATA_KEY] = json.dumps(facts["input_encoder"], ensure_ascii=False)
     return metadata
 
 

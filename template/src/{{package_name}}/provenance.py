@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,13 @@ def metrics_digest(metrics: dict[str, Any]) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    return file_hexdigest(path, hashlib.sha256)
+
+
+def file_hexdigest(path: Path, algorithm: Callable[[], Any]) -> str:
+    """The hex digest of a file's content, read in blocks (`hashlib.file_digest`)."""
     with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, algorithm).hexdigest()
 
 
 def tree_sha256(root: Path) -> str:

@@ -29,6 +29,9 @@ SPECIAL_TOKENS = (PAD, UNKNOWN, CLS, SEP)
 PAD_ID, UNKNOWN_ID, CLS_ID, SEP_ID = range(len(SPECIAL_TOKENS))
 # [CLS] and [SEP] take two of the ids a sequence may have.
 MIN_MAX_LENGTH = 3
+# The ONNX metadata key that carries a text model's tokenizer and how to use it (the
+# encoder's `serving_metadata`): export writes it, the server reads it.
+METADATA_KEY = "input_encoder"
 
 
 class TokenizerError(ValueError):

@@ -21,12 +21,10 @@ import numpy as np
 
 from .. import drift
 from ..errors import StageError
+from ..tokenization import METADATA_KEY as INPUT_ENCODER_KEY
 from .monitoring import check_reference
 from .protocol import Signature, TensorSpec
 from .text_input import TextInput, TextInputError
-
-# The export stage's metadata key for what turns client input into model input.
-INPUT_ENCODER_KEY = "input_encoder"
 
 if TYPE_CHECKING:
     import onnxruntime
