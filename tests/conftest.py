@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import k8s
+import podman_state
 import pytest
 
 from modelyard.new import generate
@@ -16,6 +17,33 @@ from modelyard.paths import REPO_ROOT
 
 from ci_tools import tool
 from registry import Registry, running_registry
+
+PODMAN_BEFORE = pytest.StashKey[podman_state.PodmanState | None]()
+
+
+def _controls_the_session(config: pytest.Config) -> bool:
+    """True in a plain run and in pytest-xdist's controller, False in its workers."""
+    return not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _controls_the_session(session.config):
+        session.config.stash[PODMAN_BEFORE] = podman_state.record()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove the images, containers and volumes the session added (tests/podman_state.py)."""
+    before = session.config.stash.get(PODMAN_BEFORE, None)
+    if before is None:
+        return
+    leftovers = podman_state.remove_added_since(before)
+    if leftovers:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"podman: could not remove {len(leftovers)} added objects: {leftovers[:5]}"
+            )
+
 
 DEFAULT_ANSWERS: dict[str, Any] = {"project_name": "Fraud Detector"}
 # Tests commit as themselves, whatever the machine's git configuration says.

@@ -1,0 +1,114 @@
+"""Leave podman's storage as the test session found it.
+
+The container and CI-engine tests build images (serving, training, each engine's push),
+and gitlab-ci-local runs every job in containers with two volumes each. One run of
+tests/test_ci_engines.py leaves about 16 GB behind: the images, 25 exited containers and
+18 volumes. gitlab-ci-local means to remove its own, but it asks `podman rm -vf` for all
+of a job's containers at once, and podman 4.3 (Debian bookworm) then removes none of them
+when one is already gone, still exiting 0. A machine that runs the suite a few times
+fills its disk, and CI runs on such a machine.
+
+So the session records what is in podman's storage when it starts and removes what was
+added when it ends: containers first (they hold volumes and images), then volumes, then
+images, children before parents. Only the controlling process does this (not pytest-xdist
+workers), once every worker is done, so that no test loses an image while it runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from pathlib import Path
+
+from ci_tools import APT_DIRS
+
+SETTINGS = Path(__file__).resolve().parent / "container"
+PODMAN_ENV = {
+    "CONTAINERS_CONF": str(SETTINGS / "containers.conf"),
+    "CONTAINERS_STORAGE_CONF": str(SETTINGS / "storage.conf"),
+}
+# Removing a few hundred objects one at a time takes seconds; a stuck podman must not
+# hold up the end of the session for long.
+PODMAN_TIMEOUT_S = 120
+
+
+def _podman() -> str | None:
+    """podman where ci/setup-ci-engines.sh installs it, or None on a machine without it."""
+    for folder in APT_DIRS:
+        if (folder / "podman").is_file():
+            return str(folder / "podman")
+    return None
+
+
+def _run(podman: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [podman, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **PODMAN_ENV},
+        timeout=PODMAN_TIMEOUT_S,
+        check=False,
+    )
+
+
+def _ids(podman: str, *args: str) -> list[str]:
+    result = _run(podman, *args)
+    return result.stdout.split() if result.returncode == 0 else []
+
+
+@dataclasses.dataclass(frozen=True)
+class PodmanState:
+    """The full ids of the containers, volumes and images in podman's storage."""
+
+    containers: frozenset[str]
+    volumes: frozenset[str]
+    images: frozenset[str]
+
+    @classmethod
+    def now(cls, podman: str) -> PodmanState:
+        return cls(
+            containers=frozenset(_ids(podman, "ps", "--all", "--no-trunc", "--quiet")),
+            volumes=frozenset(_ids(podman, "volume", "ls", "--quiet")),
+            images=frozenset(_ids(podman, "images", "--all", "--no-trunc", "--format", "{{.ID}}")),
+        )
+
+
+def record() -> PodmanState | None:
+    """What podman holds now; None where podman is not installed."""
+    podman = _podman()
+    return PodmanState.now(podman) if podman else None
+
+
+def remove_added_since(before: PodmanState) -> list[str]:
+    """Remove what was added since `before`; return what could not be removed."""
+    podman = _podman()
+    if podman is None:
+        return []
+    after = PodmanState.now(podman)
+    leftovers = []
+    # One container per call: with several, podman 4.3 removes none if one is missing.
+    for container in sorted(after.containers - before.containers):
+        if _run(podman, "rm", "--force", "--volumes", container).returncode != 0:
+            leftovers.append(f"container {container}")
+    for volume in sorted(after.volumes - before.volumes):
+        if _run(podman, "volume", "rm", "--force", volume).returncode != 0:
+            leftovers.append(f"volume {volume}")
+    leftovers += _remove_images(podman, after.images - before.images)
+    return leftovers
+
+
+def _remove_images(podman: str, added: frozenset[str]) -> list[str]:
+    """Remove `added` images. One with children cannot go before them (and removing a
+    child may take its untagged parents along), so each round tries every image left,
+    until nothing is left or a round removes nothing."""
+    remaining = set(added)
+    while remaining:
+        for image in sorted(remaining):
+            _run(podman, "rmi", "--force", image)
+        present = _ids(podman, "images", "--all", "--no-trunc", "--format", "{{.ID}}")
+        still_there = remaining.intersection(present)
+        if still_there == remaining:
+            break
+        remaining = still_there
+    return [f"image {image}" for image in sorted(remaining)]
