@@ -12,9 +12,12 @@ strings) is a JSON list of strings, or in binary each element's length as a 4-by
 little-endian integer followed by its bytes; either way it must be UTF-8.
 
 Pure functions over bytes and arrays - no sockets, no model - so every 4xx case is a unit
-test. Speed matters here because for a small model this code costs as much as the model:
-orjson parses and writes JSON, numpy converts JSON lists in C, binary tensors are views on
-the request body, never copies.
+test. Speed matters here because for a small model this code costs as much as the model.
+simdjson (pysimdjson) parses requests: a tensor's `data` goes from the parsed document to
+a flat buffer of doubles or int64 in C, never through a list of Python floats, which
+halves the decode time against orjson + `np.asarray` (bench/bench_serve.py, "JSON
+decode") and checks in the same pass that every value is a number. orjson writes
+responses; binary tensors are views on the request body, never copies.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import simdjson
 
 # Protocol datatype names and the numpy dtype of their little-endian binary form; BYTES
 # (length-prefixed strings) is decoded to an object array of str and only ever an input.
@@ -149,7 +153,7 @@ def decode_infer_request(
             )
         view = memoryview(body)
         header_bytes, binary = view[:header_length], view[header_length:]
-    header = _load_json_object(header_bytes)
+    header = _parse_header(header_bytes)
 
     request_id = header.get("id")
     if request_id is not None and not isinstance(request_id, str):
@@ -253,15 +257,42 @@ def server_metadata(name: str, version: str) -> bytes:
     return orjson.dumps({"name": name, "version": version, "extensions": ["binary_tensor_data"]})
 
 
-def _load_json_object(data: bytes | memoryview) -> dict[str, Any]:
+def _parse_header(data: bytes | memoryview) -> dict[str, Any]:
+    """The request's JSON object as Python values, except each input's `data`, which stays
+    a lazy simdjson value for `_array_from_json` to read in C."""
     try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as error:
+        # A parser per request: one is cheap (50 ns), and a parser cannot be reused while
+        # any value of its last document is still referenced.
+        document = simdjson.Parser().parse(data)
+    except (ValueError, RuntimeError) as error:  # UnicodeDecodeError is a ValueError
         raise ProtocolError(f"the request's JSON is malformed: {error}") from None
-    if not isinstance(value, dict):
+    if not isinstance(document, simdjson.Object):
         raise ProtocolError(
-            f"the request must be a JSON object with an 'inputs' list, got {_describe(value)}"
+            "the request must be a JSON object with an 'inputs' list, got "
+            + _describe(_plain(document))
         )
+    header = {key: _plain(document[key]) for key in document if key != "inputs"}
+    inputs = document.get("inputs")
+    header["inputs"] = (
+        [_tensor_header(tensor) for tensor in inputs]
+        if isinstance(inputs, simdjson.Array)
+        else inputs
+    )
+    return header
+
+
+def _tensor_header(tensor: object) -> object:
+    if not isinstance(tensor, simdjson.Object):
+        return _plain(tensor)
+    return {key: tensor[key] if key == "data" else _plain(tensor[key]) for key in tensor}
+
+
+def _plain(value: object) -> object:
+    """A simdjson object or array as Python dicts and lists (scalars already are)."""
+    if isinstance(value, simdjson.Object):
+        return value.as_dict()
+    if isinstance(value, simdjson.Array):
+        return value.as_list()
     return value
 
 
@@ -306,7 +337,8 @@ def _decode_input(
                 f"input '{name}' has no 'data' (nor parameters.binary_data_size for binary data)"
             )
         if spec.datatype == BYTES:
-            return name, _strings_from_json(name, tensor["data"], shape, count), offset
+            strings = _strings_from_json(name, _plain(tensor["data"]), shape, count)
+            return name, strings, offset
         array = _array_from_json(name, tensor["data"], dtype, shape, count)
         return name, array, offset
     if not has_binary_section:
@@ -345,6 +377,14 @@ def _decode_input(
     return name, array, offset + size
 
 
+# What simdjson's `as_buffer` writes for each numeric kind: doubles, int64 or uint64.
+_BUFFER_TYPES = {
+    "f": ("d", np.dtype("<f8")),
+    "i": ("i", np.dtype("<i8")),
+    "u": ("u", np.dtype("<u8")),
+}
+
+
 def _array_from_json(
     name: str,
     data: object,
@@ -352,47 +392,80 @@ def _array_from_json(
     shape: tuple[int, ...],
     count: int,
 ) -> np.ndarray:
+    """A tensor's JSON `data` (flat, or nested in any way: Triton flattens nested lists
+    whatever their structure and checks only the count) as an array of `dtype`.
+
+    Policy (README.md, "Errors"): only JSON numbers are numbers. Strings ("1.5"), booleans
+    and null are refused, as are a fraction in an integer tensor, a number beyond the
+    type's range (1e39 for FP32), and so NaN and infinity, which JSON cannot spell."""
     not_numbers = ProtocolError(
         f"input '{name}': 'data' must be a flat or nested list of numbers"
         + (" (true or false)" if dtype.kind == "b" else " (no strings or booleans)")
     )
-    flat = type(data) is list and len(data) == count and count and type(data[0]) is not list
-    if flat and dtype.kind != "b":
-        # The flat list clients usually send. np.fromiter would turn "1.5" into a number;
-        # sum() refuses a string, a list or a null among numbers at C speed (~12 us for
-        # 3072, a fifth of the conversion). A boolean among the numbers passes as 0 or 1:
-        # finding one costs as much as the conversion (README.md, "Errors").
+    if not isinstance(data, simdjson.Array):
+        raise not_numbers
+    if dtype.kind == "b":
+        array = _booleans(data.as_list(), not_numbers)
+    else:
+        buffer_type, buffer_dtype = _BUFFER_TYPES[dtype.kind]
         try:
-            sum(data)  # type: ignore[arg-type]
-        except TypeError:
-            if any(value is None for value in data):
+            values = np.frombuffer(data.as_buffer(of_type=buffer_type), dtype=buffer_dtype)
+        except TypeError:  # an element that is not a number of that kind
+            if None in _flatten(data.as_list()):
                 raise ProtocolError(
                     f"input '{name}': 'data' holds null where numbers belong"
                 ) from None
+            if dtype.kind != "f":
+                raise ProtocolError(
+                    f"input '{name}': 'data' must be a flat or nested list of integers"
+                ) from None
             raise not_numbers from None
-        if type(data[0]) is bool:
-            raise not_numbers
-        try:
-            # An overflow becomes infinity, refused below: no warning per request.
-            with np.errstate(over="ignore"):
-                array = np.fromiter(data, dtype=dtype, count=count)
-        except (ValueError, TypeError, OverflowError):
-            raise not_numbers from None
-    else:
-        array = _array_from_nested(data, dtype, not_numbers)
+        except ValueError:  # beyond int64 / uint64
+            raise _beyond_range(name, dtype) from None
+        array = _narrowed(name, values, dtype)
     if array.size != count:
         raise ProtocolError(
             f"input '{name}' has {array.size} values but shape {list(shape)} needs {count}"
         )
-    # numpy turns a JSON null into NaN (JSON has no NaN of its own), and a number beyond
-    # the type's range (1e39 for FP32) into infinity: neither is an input a model can use.
-    if dtype.kind == "f" and not np.isfinite(array).all():
-        if np.isnan(array).any():
-            raise ProtocolError(f"input '{name}': 'data' holds null where numbers belong")
-        raise ProtocolError(
-            f"input '{name}': 'data' holds a number beyond {np.dtype(dtype).name}'s range"
-        )
     return array.reshape(shape)
+
+
+def _narrowed(name: str, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`values` (float64, int64 or uint64) as `dtype`, refusing what does not fit."""
+    if dtype.kind == "f":
+        # A double beyond the type's range becomes infinity, refused below.
+        with np.errstate(over="ignore"):
+            array = values.astype(dtype)
+        if not np.isfinite(array).all():
+            raise _beyond_range(name, dtype)
+        return array
+    if values.dtype != dtype.newbyteorder("=") and values.size:
+        limits = np.iinfo(dtype)
+        if values.min() < limits.min or values.max() > limits.max:
+            raise _beyond_range(name, dtype)
+    return values.astype(dtype, copy=False)
+
+
+def _booleans(values: list[Any], not_booleans: ProtocolError) -> np.ndarray:
+    flat = _flatten(values)
+    if not all(type(value) is bool for value in flat):
+        raise not_booleans
+    return np.array(flat, dtype=bool)
+
+
+def _flatten(values: list[Any]) -> list[Any]:
+    """Nested lists' elements in order (an error path and BOOL tensors only)."""
+    flat: list[Any] = []
+    for value in values:
+        if type(value) is list:
+            flat += _flatten(value)
+        else:
+            flat.append(value)
+    return flat
+
+
+def _beyond_range(name: str, dtype: np.dtype) -> ProtocolError:
+    return ProtocolError(f"input '{name}': 'data' holds a number beyond {dtype.name}'s range")
 
 
 def _strings_from_json(name: str, data: object, shape: tuple[int, ...], count: int) -> np.ndarray:
@@ -442,26 +515,6 @@ def _strings_from_binary(name: str, data: memoryview, count: int) -> np.ndarray:
             f"input '{name}' has {len(data) - offset} bytes after its {count} strings"
         )
     return strings
-
-
-def _array_from_nested(data: object, dtype: np.dtype, not_numbers: ProtocolError) -> np.ndarray:
-    # numpy infers the dtype first, so that a string or a boolean among the numbers shows
-    # in it instead of being converted; then one cast.
-    try:
-        values = np.asarray(data)
-    except (ValueError, TypeError):  # ragged lists
-        raise not_numbers from None
-    kind = values.dtype.kind
-    if kind == "O":  # null, or integers beyond int64: a slow path for rare requests
-        if any(isinstance(value, str | bool) for value in values.flat):
-            raise not_numbers
-    elif kind != "b" if dtype.kind == "b" else kind not in "iuf":
-        raise not_numbers
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            return values.astype(dtype, copy=False)
-    except (ValueError, TypeError):
-        raise not_numbers from None
 
 
 def _shape(value: object, spec: TensorSpec) -> tuple[int, ...]:
