@@ -25,6 +25,8 @@ EVALUATION = "evaluation.json"
 EVALUATION_SUMMARY = "evaluation.md"
 ONNX = "model.onnx"
 EXPORT = "export.json"
+# A text model's tokenizer beside the model (the model carries the same bytes).
+TOKENIZER = "tokenizer.json"
 PARITY = "parity.json"
 # build-image saves the image here, for the push job (possibly on another machine).
 IMAGE_ARCHIVE = "image.tar"
@@ -36,7 +38,7 @@ IMAGE_DOTENV = "image.env"
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "train": (CHECKPOINT, METRICS, PLOTS),
     "evaluate": (EVALUATION, EVALUATION_SUMMARY),
-    "export": (ONNX, EXPORT),
+    "export": (ONNX, EXPORT, TOKENIZER),
     "verify": (PARITY,),
     "build": (IMAGE_ARCHIVE,),
     "push": (IMAGE_DIGEST, IMAGE_DOTENV),

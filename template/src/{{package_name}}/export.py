@@ -103,9 +103,15 @@ def run(config: Config) -> dict[str, Any]:
     facts["onnx_sha256"] = provenance.file_sha256(onnx_path)
     export_path = config.artifacts / artifacts.EXPORT
     export_path.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+    tokenizer_path = config.artifacts / artifacts.TOKENIZER
+    also = (
+        f" and {tokenizer_path}"
+        if tokenization.write_tokenizer_file(facts["input_encoder"], tokenizer_path)
+        else ""
+    )
     print(
         f"exported {onnx_path} ({onnx_path.stat().st_size / 1024:.0f} KiB, opset "
-        f"{config.export.opset}, version {facts['model_version']}); wrote {export_path}"
+        f"{config.export.opset}, version {facts['model_version']}); wrote {export_path}{also}"
     )
     return facts
 

@@ -3,8 +3,11 @@
 A byte-pair-encoding tokenizer (the `tokenizers` library) is trained on the training split
 and travels inside the checkpoint and inside the ONNX file's metadata, so that training,
 evaluation, the parity check and the server all turn a string into exactly the same ids,
-and no server can pair a model with another tokenizer. BPE, not WordPiece: its training is
-deterministic (the same texts give the same vocabulary, byte for byte), WordPiece's is not.
+and no server can pair a model with another tokenizer. Export also writes the same bytes
+as `tokenizer.json` beside the model, and the serving image carries it: for clients and
+tools that tokenize on their side (`tokenizers.Tokenizer.from_file`). BPE, not WordPiece:
+its training is deterministic (the same texts give the same vocabulary, byte for byte),
+WordPiece's is not.
 
 Every sequence is `[CLS] tokens... [SEP]`, truncated to `max_length` ids and padded with
 `[PAD]` (id 0). The model masks padding, so padding a batch to its longest sequence does
@@ -16,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -95,6 +99,15 @@ def encode(tokenizer: Tokenizer, texts: Sequence[str], pad_to: int | None = None
 def to_json(tokenizer: Tokenizer) -> str:
     """tokenizer.json's text, with sorted keys: the same tokenizer is the same text."""
     return json.dumps(json.loads(tokenizer.to_str()), sort_keys=True, ensure_ascii=False)
+
+
+def write_tokenizer_file(input_encoder: Mapping[str, Any] | None, path: Path) -> bool:
+    """Write a text model's tokenizer (its `serving_metadata`, as export.json and the ONNX
+    metadata record it) to `path`; False, and nothing written, for a model without one."""
+    if input_encoder is None or input_encoder.get("kind") != "text":
+        return False
+    path.write_text(input_encoder["tokenizer"], encoding="utf-8")
+    return True
 
 
 def sha256(text: str) -> str:
