@@ -12,6 +12,10 @@ So the session records what is in podman's storage when it starts and removes wh
 added when it ends: containers first (they hold volumes and images), then volumes, then
 images, children before parents. Only the controlling process does this (not pytest-xdist
 workers), once every worker is done, so that no test loses an image while it runs.
+A session that was killed cleans up nothing; the next one first removes what such a
+session leaves and nothing else makes: gitlab-ci-local's `gcl-*` volumes with their
+stopped containers, and images tagged for a registry on 127.0.0.1 (the tests' own,
+tests/registry.py, which lives only as long as its session).
 """
 
 from __future__ import annotations
@@ -75,9 +79,31 @@ class PodmanState:
 
 
 def record() -> PodmanState | None:
-    """What podman holds now; None where podman is not installed."""
+    """What podman holds now, after removing what killed sessions left; None where podman
+    is not installed."""
     podman = _podman()
-    return PodmanState.now(podman) if podman else None
+    if podman is None:
+        return None
+    _remove_left_by_killed_sessions(podman)
+    return PodmanState.now(podman)
+
+
+def _remove_left_by_killed_sessions(podman: str) -> None:
+    volumes = _ids(podman, "volume", "ls", "--quiet", "--filter", "name=^gcl-")
+    for volume in volumes:
+        for container in _ids(podman, "ps", "--all", "--quiet", "--filter", f"volume={volume}"):
+            _run(podman, "rm", "--volumes", container)  # not --force: a running one stays
+        _run(podman, "volume", "rm", volume)
+    tagged = _ids(podman, "images", "--format", "{{.ID}} {{.Repository}}")
+    loopback = {
+        image
+        for image, repository in zip(tagged[::2], tagged[1::2], strict=True)
+        if repository.startswith("127.0.0.1:")
+    }
+    for image in sorted(loopback):
+        _run(podman, "rmi", image)
+    if loopback:  # the builder stages of those images, now dangling
+        _run(podman, "image", "prune", "--force")
 
 
 def remove_added_since(before: PodmanState) -> list[str]:
