@@ -40,7 +40,6 @@ import resource
 import secrets
 import signal
 import socket
-import sys
 import threading
 import time
 from collections import deque
@@ -777,18 +776,8 @@ class InferenceServer:
         self._socket.close()
 
 
-# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
-# The event loop and the inference worker share one core and hand the GIL back and forth
-# many times a request; with 5 ms, a request that waits behind a forced switch shows in
-# the tail. bench/bench_serve.py, concurrency 16, batch 1, two runs each, p99/p50 binary
-# and JSON: 2.31/3.67 and 3.59/1.88 at 5 ms, 2.04/1.98 and 2.33/2.09 at 0.5 ms, with the
-# same throughput.
-GIL_SWITCH_INTERVAL_S = 0.0005
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     settings = load_settings(list(argv or []), os.environ, prog=f"python -m {PACKAGE} serve")
     logger = configure_logging(settings.log_level)
     # SIGTERM and SIGINT get a handler (as PID 1 in a container a signal left at its
