@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import k8s
-import podman_state
 import pytest
 
 from modelyard.new import generate
 from modelyard.paths import REPO_ROOT
 
+import podman_state
 from ci_tools import tool
 from registry import Registry, running_registry
 

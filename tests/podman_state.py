@@ -25,9 +25,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from ci_tools import APT_DIRS
+from ci_tools import tool
 
 SETTINGS = Path(__file__).resolve().parent / "container"
+# Our podman settings (tests/container/): every podman the tests start reads them.
 PODMAN_ENV = {
     "CONTAINERS_CONF": str(SETTINGS / "containers.conf"),
     "CONTAINERS_STORAGE_CONF": str(SETTINGS / "storage.conf"),
@@ -38,11 +39,11 @@ PODMAN_TIMEOUT_S = 120
 
 
 def _podman() -> str | None:
-    """podman where ci/setup-ci-engines.sh installs it, or None on a machine without it."""
-    for folder in APT_DIRS:
-        if (folder / "podman").is_file():
-            return str(folder / "podman")
-    return None
+    """podman where ci/tools.txt says it is installed, or None on a machine without it."""
+    try:
+        return tool("podman")
+    except AssertionError:
+        return None
 
 
 def _run(podman: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -61,6 +62,10 @@ def _ids(podman: str, *args: str) -> list[str]:
     return result.stdout.split() if result.returncode == 0 else []
 
 
+def _image_ids(podman: str) -> list[str]:
+    return _ids(podman, "images", "--all", "--no-trunc", "--format", "{{.ID}}")
+
+
 @dataclasses.dataclass(frozen=True)
 class PodmanState:
     """The full ids of the containers, volumes and images in podman's storage."""
@@ -74,7 +79,7 @@ class PodmanState:
         return cls(
             containers=frozenset(_ids(podman, "ps", "--all", "--no-trunc", "--quiet")),
             volumes=frozenset(_ids(podman, "volume", "ls", "--quiet")),
-            images=frozenset(_ids(podman, "images", "--all", "--no-trunc", "--format", "{{.ID}}")),
+            images=frozenset(_image_ids(podman)),
         )
 
 
@@ -132,8 +137,7 @@ def _remove_images(podman: str, added: frozenset[str]) -> list[str]:
     while remaining:
         for image in sorted(remaining):
             _run(podman, "rmi", "--force", image)
-        present = _ids(podman, "images", "--all", "--no-trunc", "--format", "{{.ID}}")
-        still_there = remaining.intersection(present)
+        still_there = remaining.intersection(_image_ids(podman))
         if still_there == remaining:
             break
         remaining = still_there

@@ -22,8 +22,7 @@ import yaml
 from modelyard.probe import free_port
 
 from ci_tools import tool, tool_env
-
-SETTINGS = Path(__file__).resolve().parent / "container"
+from podman_state import PODMAN_ENV
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json, "
@@ -72,8 +71,7 @@ class Registry:
             [tool("podman"), "push", "--quiet", "--tls-verify=false", image,
              f"{self.address}/{name}"],
             check=True,
-            env={**tool_env(), "CONTAINERS_CONF": str(SETTINGS / "containers.conf"),
-                 "CONTAINERS_STORAGE_CONF": str(SETTINGS / "storage.conf")},
+            env={**tool_env(), **PODMAN_ENV},
             capture_output=True,
         )  # fmt: skip
 

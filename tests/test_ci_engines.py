@@ -37,11 +37,11 @@ from modelyard.paths import REPO_ROOT
 import jenkinsfile
 from ci_tools import tool, tool_env
 from conftest import git, render
+from podman_state import PODMAN_ENV
 from registry import Registry
 
 pytestmark = [pytest.mark.container, pytest.mark.ci_engines]
 
-CONTAINER_SETTINGS = REPO_ROOT / "tests" / "container"
 STANDINS = REPO_ROOT / "tests" / "ci_standins"
 INSTALL_COMMAND = (
     "uv venv -q --allow-existing --system-site-packages .venv && "
@@ -83,8 +83,7 @@ def deploy_variables(repository: str, gitops: Path) -> dict[str, str]:
         "-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro",
         "IMAGE_PUSH_ARGS": "--tls-verify=false",
         "IMAGE_LOGIN_ARGS": "--tls-verify=false",
-        "CONTAINERS_CONF": str(CONTAINER_SETTINGS / "containers.conf"),
-        "CONTAINERS_STORAGE_CONF": str(CONTAINER_SETTINGS / "storage.conf"),
+        **PODMAN_ENV,
         "GITOPS_REPO_URL": gitops.as_uri(),
     }
 
@@ -133,16 +132,12 @@ def gitlab_ci_local(repo: Path, variables: dict[str, str], *extra: str, containe
         cwd=repo,
         capture_output=True,
         text=True,
-        env={**tool_env(), **CONTAINER_ENV},
+        env={**tool_env(), **PODMAN_ENV},
         timeout=ENGINE_TIMEOUT,
         check=False,
     )
 
 
-CONTAINER_ENV = {
-    "CONTAINERS_CONF": str(CONTAINER_SETTINGS / "containers.conf"),
-    "CONTAINERS_STORAGE_CONF": str(CONTAINER_SETTINGS / "storage.conf"),
-}
 # This machine's torch wheel (a CPU build; any other torch is a multi-GB download).
 WHEELS = Path("/opt/wheels")
 # In the job containers: torch from that folder, everything else from PyPI, and no

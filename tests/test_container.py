@@ -42,9 +42,9 @@ from modelyard.venv import install_repo
 from ci_tools import tool, tool_env
 from conftest import commit_all, git, render
 from matrix import build_cases, case_id
+from podman_state import PODMAN_ENV
 from registry import Registry
 
-CONTAINER_DIR = Path(__file__).parent / "container"
 SETUP_HINT = "run tests/container/setup-podman.sh as root (ci/setup.sh does)"
 TEST_PATH = "modelyard-tests/fraud-detector"
 SIZE_BUDGET_BYTES = 350 * 1000 * 1000  # podman reports sizes in decimal megabytes
@@ -384,11 +384,7 @@ def test_push_refuses_a_digest_that_is_not_one(entry_points: EntryPoints) -> Non
 
 
 def _podman_environment() -> dict[str, str]:
-    return {
-        **tool_env(),
-        "CONTAINERS_CONF": str(CONTAINER_DIR / "containers.conf"),
-        "CONTAINERS_STORAGE_CONF": str(CONTAINER_DIR / "storage.conf"),
-    }
+    return {**tool_env(), **PODMAN_ENV}
 
 
 def podman(
