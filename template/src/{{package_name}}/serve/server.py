@@ -631,6 +631,13 @@ def _run_inferences(shared: _Transport) -> None:
         release_freed()
     for (connection, request), response in zip(jobs, responses, strict=True):
         shared.loop.call_soon_threadsafe(connection.inference_done, request, response)
+    if shared.queue.max_batch_size > 1:
+        # Batching: hand the CPU to the event loop before taking the next batch, so that
+        # it writes these answers and reads what arrived meanwhile into the queue, which
+        # fills the next batch. Measured at concurrency 16 on one core: 9-15% more binary
+        # and 3-4% more JSON requests per second. Without batching the same switch comes
+        # once per request and costs 13-15% (README, "Serving"): not done there.
+        os.sched_yield()
 
 
 class InferenceServer:
