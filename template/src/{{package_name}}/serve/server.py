@@ -635,8 +635,8 @@ def _run_inferences(shared: _Transport) -> None:
         # Batching: hand the CPU to the event loop before taking the next batch, so that
         # it writes these answers and reads what arrived meanwhile into the queue, which
         # fills the next batch. Measured at concurrency 16 on one core: 9-15% more binary
-        # and 3-4% more JSON requests per second. Without batching the same switch comes
-        # once per request and costs 13-15% (README, "Serving"): not done there.
+        # and 3-4% more JSON requests per second. Without batching the same switch, even
+        # at most once per ms, costs 13-15% (README, "Serving"): not done there.
         os.sched_yield()
 
 
